@@ -1,0 +1,59 @@
+"""The ``lmfeed`` command line: one click group, one small module per command.
+
+Results go to stdout, progress and errors to stderr. A user error (bad value, missing file) exits 1 with one
+``Error: ...`` line and no traceback; a usage error (unknown option) exits 2, as click does.
+Heavy imports (torch, matplotlib) happen inside the commands, so ``lmfeed --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# command name -> module under lmfeed.cli that defines a click command of that name
+_COMMANDS = {
+    "demo": "demo",
+}
+
+
+class _LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (or when help lists it)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = _COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        return getattr(importlib.import_module(f"lmfeed.cli.{module}"), "command")
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except BrokenPipeError:  # `lmfeed ... | head`: the reader left; not an error
+            sys.stderr.close()
+            ctx.exit(0)
+        except (ValueError, TypeError, OSError, LookupError) as exc:
+            raise click.ClickException(_one_line(exc)) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}"
+    return " ".join(text.split())
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="lmfeed")
+def main() -> None:
+    """lmfeed: raw text in, the tensors a GPT-style model trains on out.
+
+    Start with `lmfeed demo`: the whole pipeline (tokens, windows, batches, embeddings) on the Python language
+    reference that ships with every Python.
+    """
