@@ -1,0 +1,58 @@
+"""lmfeed: raw text in, the tensors a GPT-style language model trains on out.
+
+The data flows one way::
+
+    text --> tokenizer --> token store --> windows --> loader --> embeddings
+             (BPE ids)     (memory map)    (input,     (batches    (token + position,
+                                            target)     B x T)      B x T x D)
+
+Shape letters, used in every docstring:
+    B  batch size (``batch_size``)          T  tokens per window (``max_length``)
+    D  embedding dimension (``embed_dim``)  H  attention heads
+
+Example (the seed's pipeline)::
+
+    >>> import torch, lmfeed
+    >>> loader = lmfeed.create_dataloader(text, batch_size=8, max_length=4, stride=4, shuffle=False)
+    >>> inputs, targets = next(iter(loader))            # (8, 4) int64 each
+    >>> torch.manual_seed(123)
+    >>> embed = lmfeed.InputEmbedding(vocab_size=50257, embed_dim=256, context_length=4)
+    >>> embed(inputs).shape
+    torch.Size([8, 4, 256])
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public name -> module that defines it. Imported on first use, so that `import lmfeed` (and the `lmfeed` command's
+# start-up) does not pay for torch until a name that needs it is touched.
+_EXPORTS = {
+    "ENDOFTEXT": "lmfeed.tokenizer",
+    "get_tokenizer": "lmfeed.tokenizer",
+    "SlidingWindowDataset": "lmfeed.windows",
+    "WindowLoader": "lmfeed.loader",
+    "create_dataloader": "lmfeed.loader",
+}
+
+__all__ = sorted(_EXPORTS)
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from lmfeed.loader import WindowLoader, create_dataloader
+    from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+    from lmfeed.windows import SlidingWindowDataset
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lmfeed' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

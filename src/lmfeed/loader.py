@@ -1,0 +1,337 @@
+"""``create_dataloader``: the seed's ``create_dataloader_v1``, grown into a loader for training at scale.
+
+With the seed's arguments it gives the seed's batches::
+
+    >>> loader = create_dataloader(raw_text, batch_size=8, max_length=4, stride=4, shuffle=False)
+    >>> inputs, targets = next(iter(loader))          # each (8, 4) int64; targets are inputs shifted by one
+
+On top of that: token stores (memory-mapped, no copy), one vectorised gather per batch, orders that are pure
+functions of (seed, epoch), shares of one global order per ``torch.distributed`` rank, and ``state_dict()`` /
+``load_state_dict()`` to resume mid-epoch (also with workers, also on another world size).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from lmfeed._validate import as_choice, as_int
+from lmfeed.sampler import WindowBatchSampler
+from lmfeed.tokenizer import ENDOFTEXT, resolve_tokenizer
+from lmfeed.windows import SlidingWindowDataset, WindowBatch, as_token_array, document_window_starts
+
+__all__ = ["WindowLoader", "create_dataloader", "load_token_ids"]
+
+logger = logging.getLogger(__name__)
+
+_STATE_VERSION = 1
+
+
+def collate_windows(data: Any) -> Any:
+    """Take a :class:`WindowBatch` as it is (already stacked); anything else goes to torch's ``default_collate``."""
+    if isinstance(data, WindowBatch):
+        return list(data.tensors())  # a list, as default_collate returns for (input, target) pairs
+    return default_collate(data)
+
+
+class _OffsetDataset(Dataset):
+    """The windows of a :class:`SlidingWindowDataset`, addressed by token offset instead of window index."""
+
+    def __init__(self, windows: SlidingWindowDataset, num_samples: int) -> None:
+        self.windows = windows
+        self.num_samples = num_samples
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitems__(self, offsets: np.ndarray) -> WindowBatch:
+        return self.windows.gather(np.asarray(offsets, dtype=np.int64))
+
+    def __getitem__(self, offset: int) -> tuple[torch.Tensor, ...]:
+        return self.__getitems__(np.array([offset]))[0]
+
+
+class WindowLoader(DataLoader):
+    """A ``torch.utils.data.DataLoader`` over windows that can say where it is and resume from there.
+
+    Iterating is a pass over (the rest of) an epoch. A pass that finishes moves to the next epoch (with a seed, a new
+    order; without one, the next pass draws from torch's global RNG as ``DataLoader`` does). A pass abandoned
+    midway is started again from its beginning by the next ``iter()``, as with ``DataLoader``, unless a state was
+    loaded with :meth:`load_state_dict`.
+
+    ``state_dict()`` after receiving batch k is small (counters and seeds) and, loaded into a new loader built with
+    the same arguments (any ``num_workers``, any world size), makes the next pass yield batch k + 1 onwards.
+    """
+
+    def __init__(self, dataset: Dataset, batch_sampler: WindowBatchSampler, *, num_workers: int, pin_memory: bool,
+                 persistent_workers: bool = False) -> None:
+        super().__init__(
+            dataset,
+            batch_sampler=batch_sampler,
+            num_workers=num_workers,
+            collate_fn=collate_windows,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers and num_workers > 0,
+        )
+        self._epoch = 0
+        self._position = 0  # global positions consumed in this epoch by delivered batches
+        self._epoch_seed: int | None = None
+        self._resume = False
+
+    # -- epochs -----------------------------------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start the next pass at the beginning of ``epoch`` (as ``DistributedSampler.set_epoch``)."""
+        self._epoch = as_int("epoch", epoch, minimum=0)
+        self._position, self._epoch_seed, self._resume = 0, None, False
+
+    # -- resume -----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Where the loader is: ``{"epoch", "position", "epoch_seed", ...}``; a few integers, no index lists."""
+        sampler: WindowBatchSampler = self.batch_sampler
+        return {
+            "version": _STATE_VERSION,
+            "epoch": self._epoch,
+            "position": self._position,
+            "epoch_seed": self._epoch_seed,
+            "seed": sampler.seed,
+            "num_items": sampler.num_items,
+            "batch_size": sampler.batch_size,
+            "world_size": sampler.world_size,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume: the next pass yields the batches after the ones counted in ``state``.
+
+        Raises:
+            ValueError: the state is from another kind of loader, another data set (number of windows) or seed.
+        """
+        sampler: WindowBatchSampler = self.batch_sampler
+        if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
+            raise ValueError(
+                f"Not a lmfeed loader state (expected a dict with version={_STATE_VERSION}). "
+                "Pass what WindowLoader.state_dict() returned."
+            )
+        if state["num_items"] != sampler.num_items:
+            raise ValueError(
+                f"The state was taken over {state['num_items']:,} windows (or samples), but this loader has "
+                f"{sampler.num_items:,}. Build the loader from the same data and max_length/stride/num_samples."
+            )
+        if state["seed"] != sampler.seed:
+            raise ValueError(
+                f"The state was taken with seed={state['seed']}, but this loader has seed={sampler.seed}. "
+                "Build it with the same seed."
+            )
+        self._epoch = int(state["epoch"])
+        self._position = int(state["position"])
+        self._epoch_seed = state["epoch_seed"]
+        self._resume = True
+
+    # -- iteration --------------------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        sampler: WindowBatchSampler = self.batch_sampler
+        if not self._resume:
+            self._position, self._epoch_seed = 0, None
+        self._resume = False
+        sampler.epoch, sampler.position, sampler.epoch_seed = self._epoch, self._position, self._epoch_seed
+        total = sampler.batches_from(self._position)
+        if self.num_workers == 0 and not self.pin_memory:
+            # DataLoader draws a base seed for its workers from the global RNG when a pass starts; draw it too, so
+            # that the global RNG (and so an unseeded shuffle) advances exactly as the seed's DataLoader does.
+            torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+            batches: Iterator[Any] = (collate_windows(self.dataset.__getitems__(ix)) for ix in sampler)
+        else:
+            batches = super().__iter__()
+        return self._counted(batches, total)
+
+    def _counted(self, batches: Iterator[Any], total: int) -> Iterator[Any]:
+        sampler: WindowBatchSampler = self.batch_sampler
+        step = sampler.batch_size * sampler.world_size
+        start = self._position
+        for k, batch in enumerate(batches, start=1):
+            self._epoch_seed = sampler.epoch_seed
+            if k >= total:  # the pass is complete once its last batch is handed out
+                self._epoch, self._position, self._epoch_seed = self._epoch + 1, 0, None
+            else:
+                self._position = start + k * step
+            yield batch
+
+
+def _distributed_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    if rank is None and world_size is None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+    if rank is None or world_size is None:
+        raise ValueError(
+            f"Pass both rank and world_size, or neither (got rank={rank}, world_size={world_size}); "
+            "with neither, an initialised torch.distributed process group decides."
+        )
+    world_size = as_int("world_size", world_size, minimum=1)
+    rank = as_int("rank", rank, minimum=0, maximum=world_size - 1,
+                  fix=f"rank counts from 0 to world_size - 1 = {world_size - 1}.")
+    return rank, world_size
+
+
+def load_token_ids(source: Any, *, tokenizer: Any = "gpt2") -> tuple[np.ndarray, dict[str, Any]]:
+    """The 1-D token stream of ``source`` and what is known about it (``eot_id``, ``doc_starts``, ``reopen``).
+
+    ``source``: raw text (``str``), a text file path, a token store or its directory, or integer ids.
+    Raw text and text files are one text encoded with ``allowed_special={"<|endoftext|>"}``, as the seed does.
+    """
+    from lmfeed.store import TokenStore
+
+    if isinstance(source, os.PathLike):
+        path = Path(source)
+        if path.is_dir():
+            source = TokenStore.open(path)
+        else:
+            from lmfeed.sources import read_text
+
+            source = read_text(path)
+    if isinstance(source, TokenStore):
+        store = source
+        return store.tokens, {
+            "eot_id": store.eot_id,
+            "doc_starts": store.doc_starts,
+            "reopen": _StoreReopener(store.path),
+            "tokenizer": None,
+        }
+    if isinstance(source, str):
+        enc = resolve_tokenizer(tokenizer)
+        ids = enc.encode(source, allowed_special={ENDOFTEXT})
+        return as_token_array(ids), {"eot_id": enc.eot_token, "doc_starts": None, "reopen": None}
+    if isinstance(source, bytes):
+        raise TypeError("source is bytes; decode it first (data.decode('utf-8')) or pass a file path.")
+    ids = as_token_array(source, name="source")
+    eot = resolve_tokenizer(tokenizer).eot_token
+    return ids, {"eot_id": eot, "doc_starts": None, "reopen": None}
+
+
+class _StoreReopener:
+    """Picklable: opens a store's ids again (in a worker, or to drop resident pages of a long epoch)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self) -> np.ndarray:
+        from lmfeed.store import TokenStore
+
+        return TokenStore.open(self.path).tokens
+
+
+def create_dataloader(
+    source: Any,
+    batch_size: int = 4,
+    max_length: int = 256,
+    stride: int = 128,
+    shuffle: bool = True,
+    drop_last: bool = True,
+    num_workers: int = 0,
+    *,
+    tokenizer: Any = "gpt2",
+    seed: int | None = None,
+    sampling: Literal["windows", "random"] = "windows",
+    num_samples: int | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    respect_documents: bool = False,
+    return_positions: bool = False,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+) -> WindowLoader:
+    """Batches of (input, target) windows from text, a token store, or ids: the seed's ``create_dataloader_v1``.
+
+    Args:
+        source: raw text (``str``); a ``pathlib.Path``/``os.PathLike`` to a UTF-8 text file or to a token store;
+            a :class:`~lmfeed.store.TokenStore`; or a sequence, numpy array or tensor of token ids.
+        batch_size: windows per batch, B (per rank under ``torch.distributed``). Default 4, as the seed's.
+        max_length: tokens per window, T. Default 256.
+        stride: distance between window starts. Default 128 (half overlap); ``stride > max_length`` skips tokens.
+        shuffle: shuffle the windows each epoch. Without ``seed``, torch's global RNG decides exactly as in
+            ``DataLoader(shuffle=True)``; with ``seed``, the order depends on (seed, epoch) only.
+        drop_last: drop the last incomplete batch (and under distributed, the windows that do not divide evenly
+            among ranks; without it they are padded by repeating windows from the start of the order).
+        num_workers: worker processes, as in ``DataLoader``. 0 loads in the main process.
+        tokenizer: tokenizer name or ``tiktoken.Encoding`` for text sources. Default ``"gpt2"``.
+        seed: makes shuffling and random sampling reproducible and independent of the global RNG.
+        sampling: ``"windows"`` (the sliding windows) or ``"random"`` (``num_samples`` windows at uniformly random
+            token offsets per epoch, like nanoGPT's ``get_batch``).
+        num_samples: windows per epoch for ``sampling="random"``.
+        rank, world_size: this process's share; by default taken from an initialised ``torch.distributed``.
+        respect_documents: windows never cross an end-of-text token (documents shorter than ``max_length + 1``
+            tokens, separator included, give no window; see ``loader.dataset.dropped_tokens``).
+        return_positions: batches get a third tensor, ``position_ids`` (B, T), restarting at 0 at every end-of-text.
+        pin_memory, persistent_workers: as in ``DataLoader``.
+
+    Returns:
+        A :class:`WindowLoader` (a ``DataLoader``): batches ``[inputs, targets]``, each ``(batch_size, max_length)``
+        int64, and ``state_dict()``/``load_state_dict()``/``set_epoch()``.
+
+    Raises:
+        ValueError, TypeError: a bad argument, or too little text for one batch (the message says how much there
+            is and what to change). FileNotFoundError: a path that does not exist.
+
+    Example:
+        >>> loader = create_dataloader("Hello, world. " * 20, batch_size=2, max_length=4, stride=4, shuffle=False)
+        >>> [t.shape for t in next(iter(loader))]
+        [torch.Size([2, 4]), torch.Size([2, 4])]
+    """
+    batch_size = as_int("batch_size", batch_size, minimum=1)
+    max_length = as_int("max_length", max_length, minimum=1)
+    stride = as_int("stride", stride, minimum=1)
+    num_workers = as_int("num_workers", num_workers, minimum=0, maximum=os.cpu_count() * 8 if os.cpu_count() else None)
+    if seed is not None:
+        seed = as_int("seed", seed, minimum=0)
+    sampling = as_choice("sampling", sampling, ("windows", "random"))
+    rank, world_size = _distributed_defaults(rank, world_size)
+    if world_size > 1 and shuffle and seed is None:
+        # every rank must draw the same order; their global RNGs need not agree, so use DistributedSampler's 0
+        logger.info("shuffle=True under torch.distributed without a seed: using seed=0 on every rank")
+        seed = 0
+
+    ids, info = load_token_ids(source, tokenizer=tokenizer)
+    starts = None
+    if respect_documents:
+        if info["eot_id"] is None:
+            raise ValueError("respect_documents=True needs documents separated by end-of-text; this store has none.")
+        starts, dropped = document_window_starts(ids, max_length, stride, eot_id=info["eot_id"],
+                                                 doc_starts=info["doc_starts"])
+    windows = SlidingWindowDataset(ids, max_length, stride, starts=starts, eot_id=info["eot_id"],
+                                   return_positions=return_positions, reopen=info["reopen"])
+    if respect_documents:
+        windows.dropped_tokens = dropped
+        logger.info("respect_documents: %s windows; %s tokens in documents too short for one window",
+                    f"{len(windows):,}", f"{dropped:,}")
+
+    if sampling == "random":
+        if num_samples is None:
+            raise ValueError("sampling='random' needs num_samples, the windows per epoch (e.g. num_samples=10_000).")
+        num_samples = as_int("num_samples", num_samples, minimum=1)
+        dataset: Dataset = _OffsetDataset(windows, num_samples)
+        num_items, high = num_samples, windows.num_tokens - max_length
+    else:
+        dataset, num_items, high = windows, len(windows), 0
+
+    sampler = WindowBatchSampler(num_items, batch_size, shuffle=bool(shuffle) and sampling == "windows", seed=seed,
+                                 drop_last=bool(drop_last), rank=rank, world_size=world_size, sampling=sampling,
+                                 random_high=high)
+    if len(sampler) == 0:
+        share = f" per rank ({world_size} ranks)" if world_size > 1 else ""
+        raise ValueError(
+            f"batch_size={batch_size} with drop_last=True needs at least {batch_size} windows{share}, but "
+            f"max_length={max_length}, stride={stride} cut {num_items:,} from {windows.num_tokens:,} tokens. "
+            "Lower batch_size, max_length or stride, pass drop_last=False, or add text."
+        )
+    return WindowLoader(dataset, sampler, num_workers=num_workers, pin_memory=pin_memory,
+                        persistent_workers=persistent_workers)

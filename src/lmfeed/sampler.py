@@ -1,0 +1,163 @@
+"""Which windows, in which order, on which rank: orders as pure functions of (seed, epoch, number of items).
+
+The global order of an epoch is a sequence of *positions* p = 0, 1, 2, ... each mapped to an item:
+
+- ``shuffle=False``: item p (windows in order);
+- ``shuffle=True``: ``perm[p]`` with ``perm = torch.randperm(n, generator=Generator().manual_seed(epoch_seed))``.
+  With ``seed=N`` the epoch seed is a hash of (N, epoch): the order depends on those two alone. Without a seed it is
+  drawn from torch's global RNG at the start of the epoch, exactly as ``DataLoader(shuffle=True)``'s
+  ``RandomSampler`` draws it, so ``torch.manual_seed(123)`` gives the same order as the seed's code;
+- ``sampling="random"``: a uniformly random token offset in ``[0, num_tokens - max_length)`` per position, the way
+  nanoGPT's ``get_batch`` draws them, from a counter-based stream (blocks of 4,096 draws keyed by
+  (epoch seed, block)), so any position can be computed without the ones before it.
+
+Rank r of W takes positions ``c + r, c + r + W, c + r + 2W, ...`` (c: positions already consumed). So after k full
+batches on every rank the consumed positions are exactly the prefix ``[0, k * batch_size * W)`` of the global
+order, whatever W is: a run can resume on another world size and carry on from the same global position. The
+global order never depends on W.
+
+An epoch has ``per_rank * W`` positions. With ``drop_last`` ``per_rank = n // W`` (the tail that does not divide is
+dropped this epoch); otherwise ``per_rank = ceil(n / W)`` and positions past n wrap around to the start of the
+order (padding by repeating, as ``DistributedSampler`` does). Every rank always gets the same number of batches,
+so no rank waits forever in a collective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+__all__ = ["WindowBatchSampler", "epoch_seed_for", "shuffled_order"]
+
+_BLOCK = 4096  # random offsets are drawn in blocks of this many positions
+
+
+def epoch_seed_for(seed: int, epoch: int) -> int:
+    """A 63-bit seed that depends on (seed, epoch) alone, well mixed (seed 1 epoch 0 differs from seed 0 epoch 1)."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0]
+    return int(state) & (2**63 - 1)
+
+
+def draw_epoch_seed() -> int:
+    """Draw a seed from torch's global RNG exactly as ``torch.utils.data.RandomSampler`` does."""
+    return int(torch.empty((), dtype=torch.int64).random_().item())
+
+
+def shuffled_order(n: int, epoch_seed: int) -> torch.Tensor:
+    """The permutation ``RandomSampler`` would produce from ``epoch_seed``: ``(n,)`` int64."""
+    generator = torch.Generator()
+    generator.manual_seed(epoch_seed)
+    return torch.randperm(n, generator=generator)
+
+
+def random_offsets(epoch_seed: int, positions: np.ndarray, high: int, cache: dict[int, np.ndarray]) -> np.ndarray:
+    """Offsets in ``[0, high)`` for global ``positions``; block b of 4,096 draws is keyed by (epoch_seed, b)."""
+    blocks = positions // _BLOCK
+    out = np.empty(len(positions), dtype=np.int64)
+    for block in np.unique(blocks):
+        values = cache.get(int(block))
+        if values is None:
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([epoch_seed & (2**63 - 1), int(block)])))
+            values = rng.integers(0, high, size=_BLOCK, dtype=np.int64)
+            cache.clear()  # positions only move forward: keep one block
+            cache[int(block)] = values
+        mask = blocks == block
+        out[mask] = values[positions[mask] % _BLOCK]
+    return out
+
+
+class WindowBatchSampler(Sampler[np.ndarray]):
+    """Yields this rank's batches of item indices (window indices, or token offsets for ``sampling="random"``).
+
+    The loader owns the resume counters (it knows which batches were *delivered*, workers prefetch ahead); before
+    each pass it sets ``epoch``, ``position`` (global positions already consumed in this epoch) and
+    ``epoch_seed`` (``None``: derive or draw it when the pass starts).
+
+    Args:
+        num_items: windows in the dataset, or ``num_samples`` for random offsets.
+        batch_size: items per batch on this rank.
+        shuffle: shuffle windows each epoch.
+        seed: see the module notes; ``None`` follows torch's global RNG.
+        drop_last: drop the last incomplete batch and the tail that does not divide among ranks.
+        rank, world_size: this process's share.
+        sampling: ``"windows"`` or ``"random"`` (offsets in ``[0, random_high)``).
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int | None,
+        drop_last: bool,
+        rank: int = 0,
+        world_size: int = 1,
+        sampling: Literal["windows", "random"] = "windows",
+        random_high: int = 0,
+    ) -> None:
+        self.num_items = num_items
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
+        self.sampling = sampling
+        self.random_high = random_high
+        self.epoch = 0
+        self.position = 0
+        self.epoch_seed: int | None = None
+
+    @property
+    def per_rank(self) -> int:
+        """Positions each rank serves in a whole epoch."""
+        n, w = self.num_items, self.world_size
+        return n // w if self.drop_last else -(-n // w)
+
+    @property
+    def epoch_length(self) -> int:
+        """Global positions in one epoch at this world size."""
+        return self.per_rank * self.world_size
+
+    def items_from(self, position: int) -> int:
+        """How many items this rank serves from global ``position`` to the end of the epoch (equal on every rank)."""
+        remaining = max(self.epoch_length - position, 0)
+        return remaining // self.world_size if self.drop_last else -(-remaining // self.world_size)
+
+    def batches_from(self, position: int) -> int:
+        """How many batches this rank serves from global ``position`` to the end of the epoch."""
+        items = self.items_from(position)
+        return items // self.batch_size if self.drop_last else -(-items // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.batches_from(0)
+
+    def resolve_epoch_seed(self) -> int | None:
+        """The seed of the current epoch's order: derived from (seed, epoch), or drawn like RandomSampler."""
+        if self.epoch_seed is None and (self.shuffle or self.sampling == "random"):
+            self.epoch_seed = draw_epoch_seed() if self.seed is None else epoch_seed_for(self.seed, self.epoch)
+        return self.epoch_seed
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        epoch_seed = self.resolve_epoch_seed()
+        n, w, b = self.num_items, self.world_size, self.batch_size
+        order = shuffled_order(n, epoch_seed).numpy() if self.shuffle and self.sampling == "windows" else None
+        cache: dict[int, np.ndarray] = {}
+        first = self.position + self.rank
+        items = self.items_from(self.position)
+        for k in range(self.batches_from(self.position)):
+            i0 = k * b
+            count = min(b, items - i0)
+            positions = first + w * np.arange(i0, i0 + count, dtype=np.int64)
+            if self.sampling == "random":
+                batch = random_offsets(epoch_seed, positions, self.random_high, cache)
+            else:
+                batch = positions % n
+                if order is not None:
+                    batch = order[batch]
+            yield batch  # a numpy array: DataLoader hands it to the dataset's __getitems__ as it is

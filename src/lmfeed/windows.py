@@ -1,0 +1,285 @@
+"""Sliding windows over a token stream: the (input, target) pairs a language model trains on.
+
+For ``max_length`` L and ``stride`` S over N ids, window k starts at s = k*S for every s with s + L < N, and
+
+    input  = ids[s     : s + L]
+    target = ids[s + 1 : s + L + 1]      # the same tokens shifted left by one: target[j] follows input[j]
+
+For ids [40, 367, 2885, 1464, 1807, 3619, 402, 271, 10899] ("I HAD always thought Jack Gisburn rather a cheap")
+with max_length=4, stride=4:
+
+    window 0   input  [   40,   367,  2885,  1464]      s = 0
+               target [  367,  2885,  1464,  1807]
+    window 1   input  [ 1807,  3619,   402,   271]      s = 4
+               target [ 3619,   402,   271, 10899]
+    (s = 8 would need ids[8:13]; 8 + 4 < 9 is false, so there are 2 windows)
+
+These are exactly the windows of the seed's ``GPTDatasetV1``. A ``stride`` larger than ``max_length`` is allowed
+and skips ``stride - max_length`` tokens between windows; a ``stride`` smaller than ``max_length`` overlaps them.
+
+The ids are held once (a 1-D numpy array or a read-only memory map); a window is a slice of it, and a batch is one
+vectorised gather, so memory grows with the number of tokens, never with windows x max_length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lmfeed._validate import as_int
+
+__all__ = ["SlidingWindowDataset", "WindowBatch", "as_token_array", "document_window_starts", "num_windows",
+           "restart_positions"]
+
+# Reopen a memory map after this many bytes of ids have been gathered through it, so that a long epoch over a
+# file larger than memory does not grow a worker's resident set towards the whole file.
+_REOPEN_AFTER_BYTES = 256 * 1024 * 1024
+
+
+def num_windows(num_tokens: int, max_length: int, stride: int) -> int:
+    """How many windows ``max_length``/``stride`` cut from ``num_tokens`` ids: #{s = k*stride : s + max_length < N}.
+
+    Example:
+        >>> num_windows(9, 4, 4), num_windows(5, 4, 4), num_windows(4, 4, 4)
+        (2, 1, 0)
+    """
+    if num_tokens <= max_length:
+        return 0
+    return (num_tokens - max_length - 1) // stride + 1
+
+
+def as_token_array(token_ids: Any, *, name: str = "token_ids") -> np.ndarray:
+    """Return ``token_ids`` as a 1-D non-negative integer numpy array, without copying arrays and tensors.
+
+    Lists and other sequences are converted once, to uint16 when every id fits (GPT-2's 50,257 ids do), else
+    uint32 or int64. Numpy arrays (memory maps included) and CPU tensors are kept as they are.
+
+    Raises:
+        TypeError: not integers (floats, bools, strings).
+        ValueError: not 1-D, or a negative id.
+    """
+    if isinstance(token_ids, torch.Tensor):
+        if token_ids.is_floating_point() or token_ids.is_complex() or token_ids.dtype == torch.bool:
+            raise TypeError(
+                f"{name} must hold integer token ids, but the tensor has dtype {token_ids.dtype}. "
+                "Convert it with .long(), or pass the text itself."
+            )
+        array = token_ids.detach().cpu().numpy()
+    elif isinstance(token_ids, np.ndarray):
+        array = token_ids
+    elif isinstance(token_ids, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of integer ids, not {type(token_ids).__name__}.")
+    elif isinstance(token_ids, Sequence) or hasattr(token_ids, "__array__"):
+        array = np.asarray(token_ids)
+        if array.dtype == object:
+            raise TypeError(f"{name} must be a flat sequence of integer ids; could not read it as one.")
+        if array.size and array.dtype.kind in "iu":
+            lo, hi = int(array.min()), int(array.max())
+            if lo >= 0:
+                array = array.astype(np.uint16 if hi < 2**16 else np.uint32 if hi < 2**32 else np.int64)
+    else:
+        raise TypeError(
+            f"{name} must be a list, numpy array or tensor of integer ids, but got {type(token_ids).__name__}."
+        )
+    if array.dtype.kind not in "iu" or array.dtype == np.bool_:
+        raise TypeError(
+            f"{name} must hold integer token ids, but has dtype {array.dtype}. Convert with .astype(np.int64), "
+            "or pass the text itself."
+        )
+    if array.ndim != 1:
+        raise ValueError(
+            f"{name} must be 1-D (one token stream), but has shape {tuple(array.shape)}. Flatten it with .reshape(-1)."
+        )
+    if array.dtype.kind == "i" and array.size and int(array.min()) < 0:
+        position = int(np.argmin(array))
+        raise ValueError(
+            f"{name} holds a negative id, {int(array[position])}, at position {position:,}. Token ids are >= 0."
+        )
+    return array
+
+
+class WindowBatch(list):
+    """A batch from :meth:`SlidingWindowDataset.__getitems__`: a list of ``(input, target)`` pairs, as
+    ``torch.utils.data`` expects, that also carries the stacked tensors, so lmfeed's collate takes them as they are
+    (no per-sample stacking). Any other collate function sees an ordinary list of pairs.
+    """
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, position_ids: torch.Tensor | None = None):
+        pairs = zip(inputs, targets) if position_ids is None else zip(inputs, targets, position_ids)
+        super().__init__(pairs)
+        self.inputs = inputs
+        self.targets = targets
+        self.position_ids = position_ids
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        if self.position_ids is None:
+            return self.inputs, self.targets
+        return self.inputs, self.targets, self.position_ids
+
+
+class SlidingWindowDataset(Dataset):
+    """The (input, target) windows of a token stream, exactly as the seed's ``GPTDatasetV1`` cuts them.
+
+    Args:
+        token_ids: the 1-D token stream (list, numpy array or memory map, or integer tensor). Arrays and tensors
+            are not copied.
+        max_length: tokens per window, L (the model's context length during training). At least 1.
+        stride: distance between window starts, S. At least 1; ``stride > max_length`` skips tokens.
+        starts: optional explicit window start positions (int64, each with s + L < N) instead of ``k * stride``;
+            used for windows that respect document boundaries. Windows are then ``starts[k]``.
+        eot_id: the end-of-text id; needed only for ``return_positions``.
+        return_positions: also return ``position_ids`` that restart at 0 at every end-of-text token.
+        reopen: for memory-mapped ids, a function that opens the map again (see the module notes); lmfeed's
+            stores pass one.
+
+    Items are ``(input, target)`` int64 tensors of shape ``(max_length,)`` (plus ``position_ids`` when asked).
+    ``len(dataset)`` is ``num_windows(N, max_length, stride)``.
+
+    Raises:
+        ValueError: ``max_length``/``stride`` below 1, or the stream is too short for one window (the message says
+            how many tokens there are and how many one window needs).
+
+    Example:
+        >>> ds = SlidingWindowDataset([40, 367, 2885, 1464, 1807, 3619, 402, 271, 10899], max_length=4, stride=4)
+        >>> len(ds), ds[1][0].tolist(), ds[1][1].tolist()
+        (2, [1807, 3619, 402, 271], [3619, 402, 271, 10899])
+    """
+
+    def __init__(
+        self,
+        token_ids: Any,
+        max_length: int,
+        stride: int,
+        *,
+        starts: np.ndarray | None = None,
+        eot_id: int | None = None,
+        return_positions: bool = False,
+        reopen: Callable[[], np.ndarray] | None = None,
+    ) -> None:
+        self.max_length = as_int("max_length", max_length, minimum=1)
+        self.stride = as_int("stride", stride, minimum=1)
+        ids = as_token_array(token_ids)
+        needed = self.max_length + 1
+        if len(ids) < needed:
+            raise ValueError(
+                f"max_length={self.max_length} needs at least {needed:,} tokens (the inputs plus one target), "
+                f"but the text has {len(ids):,}. Lower max_length or add text."
+            )
+        if return_positions and eot_id is None:
+            raise ValueError("return_positions=True needs eot_id, the end-of-text id positions restart at.")
+        self.eot_id = eot_id
+        self.return_positions = return_positions
+        self._starts = None if starts is None else np.asarray(starts, dtype=np.int64)
+        if self._starts is not None and self._starts.size and int(self._starts.max()) + needed > len(ids):
+            raise ValueError("starts must satisfy s + max_length < len(token_ids) for every window.")
+        self._reopen = reopen
+        self._set_ids(ids)
+
+    def _set_ids(self, ids: np.ndarray) -> None:
+        self.token_ids = ids
+        self._gathered_bytes = 0
+        # (num_tokens - L, L + 1) view of every possible window start: indexing it is one gather, no copy before.
+        self._all_windows = np.lib.stride_tricks.sliding_window_view(ids, self.max_length + 1)
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    def __len__(self) -> int:
+        if self._starts is not None:
+            return len(self._starts)
+        return num_windows(len(self.token_ids), self.max_length, self.stride)
+
+    def window_starts(self, indices: np.ndarray) -> np.ndarray:
+        """Token offsets where windows ``indices`` start."""
+        if self._starts is not None:
+            return self._starts[indices]
+        return indices * self.stride
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        n = len(self)
+        i = as_int("index", index, minimum=None)
+        if not -n <= i < n:
+            raise IndexError(f"window index {i} is out of range for {n:,} windows.")
+        return self.gather(self.window_starts(np.array([i % n])))[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> WindowBatch:
+        """A whole batch in one vectorised gather; ``torch.utils.data.DataLoader`` calls this with a batch's indices."""
+        return self.gather(self.window_starts(np.asarray(indices, dtype=np.int64)))
+
+    def gather(self, starts: np.ndarray) -> WindowBatch:
+        """The windows starting at token offsets ``starts`` (B,): inputs and targets ``(B, max_length)`` int64."""
+        chunk = self._all_windows[starts]  # (B, L + 1): the only copy, in the stored dtype
+        inputs = torch.from_numpy(chunk[:, :-1].astype(np.int64))
+        targets = torch.from_numpy(chunk[:, 1:].astype(np.int64))
+        positions = restart_positions(inputs, self.eot_id) if self.return_positions else None
+        if self._reopen is not None:
+            self._gathered_bytes += chunk.nbytes
+            if self._gathered_bytes > _REOPEN_AFTER_BYTES:
+                self._set_ids(self._reopen())
+        return WindowBatch(inputs, targets, positions)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self._reopen is not None:  # never pickle a memory map's contents into a worker: reopen it there
+            state["token_ids"] = None
+            state["_all_windows"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.token_ids is None:
+            self._set_ids(self._reopen())
+
+    def __repr__(self) -> str:
+        return (
+            f"SlidingWindowDataset(num_tokens={self.num_tokens:,}, max_length={self.max_length}, "
+            f"stride={self.stride}, windows={len(self):,})"
+        )
+
+
+def restart_positions(token_ids: torch.Tensor, eot_id: int) -> torch.Tensor:
+    """Position ids ``(B, T)`` that count 0, 1, 2, ... from the window start and restart at 0 at every end-of-text
+    token (the end-of-text token itself gets 0: it opens the next document, as GPT-2 uses it).
+
+    Example:
+        >>> restart_positions(torch.tensor([[11, 12, 50256, 13, 14]]), 50256).tolist()
+        [[0, 1, 0, 1, 2]]
+    """
+    steps = torch.arange(token_ids.shape[-1]).expand_as(token_ids)
+    resets = torch.where(token_ids == eot_id, steps, torch.zeros_like(steps))
+    return steps - resets.cummax(dim=-1).values
+
+
+def document_window_starts(
+    token_ids: np.ndarray, max_length: int, stride: int, *, eot_id: int, doc_starts: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Window starts that keep every window inside one document: ``(starts, dropped_tokens)``.
+
+    Document i spans ``[doc_starts[i], doc_starts[i + 1])``, its end-of-text separator included, so a window's last
+    target may be the end-of-text token (the model learns where documents end) but no input crosses into the next
+    document. Inside a document windows start every ``stride`` tokens, as in the plain stream. Documents shorter
+    than ``max_length + 1`` tokens give no window (they are skipped, not packed); ``dropped_tokens`` counts them.
+    Without ``doc_starts`` (a store's index), documents are found by scanning for ``eot_id``.
+
+    Example:
+        >>> ids = np.array([1, 2, 3, 4, 5, 50256, 6, 7, 50256, 8, 9, 10, 11, 12])
+        >>> starts, dropped = document_window_starts(ids, 3, 2, eot_id=50256)
+        >>> starts.tolist(), dropped  # documents of 6, 3 and 5 tokens: the 3-token one is too short
+        ([0, 2, 9], 3)
+    """
+    n = len(token_ids)
+    if doc_starts is None:
+        doc_starts = np.concatenate(([0], np.flatnonzero(np.asarray(token_ids) == eot_id) + 1))
+        doc_starts = doc_starts[doc_starts < n]
+    doc_starts = np.asarray(doc_starts, dtype=np.int64)
+    lengths = np.diff(np.append(doc_starts, n))
+    counts = np.where(lengths > max_length, (lengths - max_length - 1) // stride + 1, 0)
+    dropped = int(lengths[counts == 0].sum())
+    first = np.repeat(doc_starts, counts)
+    within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return first + within * stride, dropped
