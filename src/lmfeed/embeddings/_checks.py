@@ -1,0 +1,91 @@
+"""Checks on the integer tensors the embeddings take (token ids, position ids), shared by every module here.
+
+Ids arrive from many places: the loader's int64 batches, a uint16 memory map wrapped by ``torch.from_numpy``,
+a hand-written ``torch.tensor([3])``. Any integer dtype is accepted and cast to int64 (the index type every
+torch lookup wants); a bool or floating tensor is refused, because a float there almost always means the
+ids and the embeddings were swapped, and a bool tensor would index as a mask. Values are checked against
+their range so that a bad id is a ValueError naming the id, the limit and the fix, never an IndexError
+(CPU) or a device-side assert (CUDA) from inside torch. Tensors on the ``meta`` device have no values; only
+their dtype and shape are checked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def as_id_tensor(name: str, ids: object, *, limit: int | None, limit_name: str, fix: str) -> torch.Tensor:
+    """Return ``ids`` as an int64 tensor whose values are in ``[0, limit)`` (``limit=None``: no upper bound).
+
+    Args:
+        name: the argument's name in messages (``"token_ids"``, ``"position_ids"``).
+        ids: the tensor to check.
+        limit: exclusive upper bound, e.g. ``vocab_size`` or ``context_length``.
+        limit_name: how the limit is called in messages, e.g. ``"vocab_size"``.
+        fix: the sentence telling the user what to do when a value is out of range.
+
+    Raises:
+        TypeError: ``ids`` is not a tensor, or is a bool or floating tensor.
+        ValueError: a value is negative or ``>= limit``.
+    """
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of integer ids, but got {type(ids).__name__}. "
+            f"Wrap it first: torch.as_tensor({name})."
+        )
+    if ids.dtype == torch.bool or ids.dtype.is_floating_point or ids.dtype.is_complex:
+        raise TypeError(
+            f"{name} must hold integer ids (any integer dtype, used as int64), but has dtype {ids.dtype}. "
+            f"Pass the ids themselves, e.g. {name}.long() if they are whole numbers stored as floats; "
+            "embeddings (floats) are what this layer returns, not what it takes."
+        )
+    ids = ids.to(torch.int64)
+    if ids.device.type == "meta" or ids.numel() == 0:
+        return ids
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0:
+        raise ValueError(f"{name} must not be negative, but contains {low} at index {_where(ids, ids < 0)}. {fix}")
+    if limit is not None and high >= limit:
+        raise ValueError(
+            f"{name} must be < {limit_name}={limit:,}, but contains {high:,} at index "
+            f"{_where(ids, ids >= limit)}. {fix}"
+        )
+    return ids
+
+
+def _where(ids: torch.Tensor, bad: torch.Tensor) -> tuple[int, ...]:
+    """Index of the first offending element, as a tuple of ints (one per dimension)."""
+    return tuple(int(i) for i in bad.nonzero()[0])
+
+
+def check_position_shape(position_ids: torch.Tensor, length: int, batch: int | None, *, what: str) -> None:
+    """Position ids must be ``(T,)`` or ``(B, T)`` matching the ``T`` (and ``B``) of what they position.
+
+    Args:
+        position_ids: int64 tensor already checked by :func:`as_id_tensor`.
+        length: T, the number of tokens being positioned.
+        batch: B, or None when the input has no batch dimension (then only ``(T,)`` fits).
+        what: description of the input in messages, e.g. ``"token_ids of shape (8, 4)"``.
+
+    Raises:
+        ValueError: the shape does not fit.
+    """
+    shape = tuple(position_ids.shape)
+    fits = shape == (length,) or (batch is not None and shape == (batch, length))
+    if not fits:
+        expected = f"({length},)" if batch is None else f"({length},) or ({batch}, {length})"
+        raise ValueError(
+            f"position_ids has shape {shape}, but {what} needs {expected}: one position per token. "
+            f"Pass e.g. torch.arange({length}) or leave position_ids=None for 0..{length - 1}."
+        )
+
+
+def as_base(base: object) -> float:
+    """``base`` for sinusoidal and rotary encodings: a finite number > 1."""
+    if isinstance(base, bool) or not isinstance(base, (int, float)):
+        raise TypeError(f"base must be a number > 1, but got {base!r} ({type(base).__name__}). Use e.g. base=10000.0.")
+    if not (math.isfinite(base) and base > 1):
+        raise ValueError(f"base must be a finite number > 1, but got {base}. Use the paper's base=10000.0.")
+    return float(base)
