@@ -1,0 +1,118 @@
+"""A short, printable account of each position scheme with a few of its real values (for ``lmfeed demo``).
+
+Example:
+    >>> print(describe_positional("alibi", num_heads=4, length=4))
+    alibi: ALiBi, Press et al. 2022 (arXiv:2108.12409)
+      acts in attention: adds -slope_h * |i - j| to the logit of query i, key j
+      slopes (4 heads): 0.25, 0.0625, 0.015625, 0.00390625
+      ...
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lmfeed._validate import as_choice, as_int
+
+__all__ = ["describe_positional", "positional_kinds"]
+
+_KINDS: dict[str, tuple[str, str]] = {
+    # kind -> (title with paper, what it does and where)
+    "learned": (
+        "learned absolute, GPT-2 / the seed (nn.Embedding(context_length, D))",
+        "added to the token embeddings: a trainable vector per position 0 .. context_length-1",
+    ),
+    "sinusoidal": (
+        'sinusoidal absolute, Vaswani et al. 2017, "Attention Is All You Need" (arXiv:1706.03762)',
+        "added to the token embeddings: PE[pos, 2i] = sin(pos / 10000^(2i/D)), PE[pos, 2i+1] = cos(same)",
+    ),
+    "none": ("no absolute positions", "token embeddings only; attention must supply the order (rope, alibi, t5)"),
+    "rope": (
+        "RoPE, Su et al. 2021, RoFormer (arXiv:2104.09864)",
+        "acts in attention: rotates each (q, k) pair of dims by pos * 10000^(-2i/d), so q_m . k_n depends on m - n",
+    ),
+    "alibi": (
+        "ALiBi, Press et al. 2022 (arXiv:2108.12409)",
+        "acts in attention: adds -slope_h * |i - j| to the logit of query i, key j",
+    ),
+    "t5": (
+        "T5 relative bias, Raffel et al. 2020 (arXiv:1910.10683)",
+        "acts in attention: adds a learned per-head bias for the log-spaced bucket of j - i",
+    ),
+}
+
+
+def positional_kinds() -> tuple[str, ...]:
+    """Names accepted by :func:`describe_positional`: the absolute kinds, then the relative ones."""
+    return tuple(_KINDS)
+
+
+def describe_positional(kind: str, *, embed_dim: int = 8, num_heads: int = 4, length: int = 4) -> str:
+    """A few lines naming the scheme, its paper, its formula, and some of its values at small sizes.
+
+    Learned tables are drawn under ``torch.manual_seed(123)`` inside a forked RNG, so the caller's random
+    state is untouched and the text is the same on every run.
+
+    Args:
+        kind: one of :func:`positional_kinds`: ``"learned"``, ``"sinusoidal"``, ``"none"``, ``"rope"``,
+            ``"alibi"``, ``"t5"``.
+        embed_dim: D for the absolute kinds, head_dim for RoPE (default 8, small enough to print).
+        num_heads: H for ALiBi and T5 (default 4).
+        length: number of positions shown (default 4, the seed's max_length).
+
+    Returns:
+        Multi-line text without a trailing newline.
+    """
+    kind = as_choice("positional", kind, positional_kinds())
+    embed_dim = as_int("embed_dim", embed_dim, minimum=2)
+    num_heads = as_int("num_heads", num_heads)
+    length = as_int("length", length)
+    title, how = _KINDS[kind]
+    lines = [f"{kind}: {title}", f"  {how}"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(123)
+        lines += _values(kind, embed_dim, num_heads, length)
+    return "\n".join(lines)
+
+
+def _fmt(values: torch.Tensor) -> str:
+    return "[" + ", ".join(f"{v + 0.0:+.4f}" for v in values.tolist()) + "]"  # + 0.0: no "-0.0000"
+
+
+def _values(kind: str, embed_dim: int, num_heads: int, length: int) -> list[str]:
+    # imported here: describe is imported by the package, and these modules import nothing from it
+    from lmfeed.embeddings.absolute import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding
+    from lmfeed.embeddings.alibi import ALiBiBias
+    from lmfeed.embeddings.rotary import RotaryEmbedding
+    from lmfeed.embeddings.t5 import RelativePositionBias
+
+    positions = torch.arange(length)
+    if kind == "none":
+        return []
+    if kind in ("learned", "sinusoidal"):
+        if kind == "learned":
+            pe = LearnedPositionalEmbedding(length, embed_dim)
+        else:
+            pe = SinusoidalPositionalEmbedding(embed_dim)
+        with torch.no_grad():
+            table = pe(positions)
+        return [f"  position {p}: {_fmt(table[p])}" for p in range(length)]
+    if kind == "rope":
+        rope = RotaryEmbedding(embed_dim)
+        unit = torch.zeros(1, 1, length, embed_dim)
+        unit[..., 0] = 1.0  # the same vector at every position, so only the rotation differs
+        rotated, _ = rope(unit, unit)
+        lines = [f"  e_0 rotated at position {p}: {_fmt(rotated[0, 0, p])}" for p in range(length)]
+        scores = (rotated[0, 0] @ rotated[0, 0].T)[0]
+        return lines + [f"  score(e_0 at 0, e_0 at n) for n = 0..{length - 1}: {_fmt(scores)}"]
+    bias_module = ALiBiBias(num_heads) if kind == "alibi" else RelativePositionBias(num_heads, bidirectional=False)
+    lines = []
+    if kind == "alibi":
+        lines.append(f"  slopes ({num_heads} heads): " + ", ".join(f"{s:g}" for s in bias_module.slopes.tolist()))
+    else:
+        buckets = bias_module.bucket(-positions)  # keys 0, 1, 2 ... tokens before the query
+        lines.append(f"  causal buckets for distances 0..{length - 1}: {buckets.tolist()}")
+    with torch.no_grad():
+        bias = bias_module(length, length)[0]  # head 0, (T, T)
+    lines.append(f"  head 0 bias, query i (rows) x key j (columns), {length} x {length}:")
+    return lines + [f"    {_fmt(row)}" for row in bias]
