@@ -74,7 +74,10 @@ def as_token_array(token_ids: Any, *, name: str = "token_ids") -> np.ndarray:
     elif isinstance(token_ids, (str, bytes)):
         raise TypeError(f"{name} must be a sequence of integer ids, not {type(token_ids).__name__}.")
     elif isinstance(token_ids, Sequence) or hasattr(token_ids, "__array__"):
-        array = np.asarray(token_ids)
+        try:
+            array = np.asarray(token_ids)
+        except ValueError:  # ragged nesting
+            array = np.empty(0, dtype=object)
         if array.dtype == object:
             raise TypeError(f"{name} must be a flat sequence of integer ids; could not read it as one.")
         if array.size and array.dtype.kind in "iu":

@@ -1,0 +1,265 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lmfeed import create_dataloader, get_tokenizer
+from lmfeed.sampler import WindowBatchSampler
+from seed_reference import seed_dataloader
+
+
+def batches(loader):
+    return [tuple(t.clone() for t in b) for b in loader]
+
+
+def same(a, b):
+    return len(a) == len(b) and all(all(torch.equal(x, y) for x, y in zip(p, q)) for p, q in zip(a, b))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(batch_size=8, max_length=4, stride=4, shuffle=False),  # the seed's example
+        dict(),  # the seed's defaults: batch 4, max_length 256, stride 128, shuffle, drop_last
+        dict(batch_size=3, max_length=7, stride=2, shuffle=True, drop_last=False),
+        dict(batch_size=5, max_length=16, stride=20, shuffle=False, drop_last=False),
+    ],
+)
+def test_same_batches_and_same_global_rng_as_the_seeds_loader(reference_text, kwargs):
+    text = reference_text[:60_000]
+    ids = get_tokenizer().encode(text, allowed_special={"<|endoftext|>"})
+    torch.manual_seed(123)
+    expected = batches(seed_dataloader(ids, **kwargs))
+    after_seed = torch.rand(3)
+    torch.manual_seed(123)
+    got = batches(create_dataloader(text, **kwargs))
+    assert same(got, expected)
+    assert torch.equal(torch.rand(3), after_seed)  # the global RNG advanced exactly as the seed's code's
+    assert all(x.dtype == torch.int64 and x.shape[1] == kwargs.get("max_length", 256) for b in got for x in b)
+
+
+def test_text_ids_and_tensor_sources_agree(short_text):
+    ids = get_tokenizer().encode(short_text)
+    kwargs = dict(batch_size=2, max_length=8, stride=5, shuffle=False)
+    a = batches(create_dataloader(short_text, **kwargs))
+    assert same(a, batches(create_dataloader(ids, **kwargs)))
+    assert same(a, batches(create_dataloader(torch.tensor(ids), **kwargs)))
+    assert same(a, batches(create_dataloader(np.array(ids, dtype=np.uint16), **kwargs)))
+
+
+def test_text_file_source(tmp_path, short_text):
+    path = tmp_path / "doc.txt"
+    path.write_text(short_text, encoding="utf-8")
+    kwargs = dict(batch_size=2, max_length=8, stride=8, shuffle=False)
+    assert same(batches(create_dataloader(path, **kwargs)), batches(create_dataloader(short_text, **kwargs)))
+
+
+def test_seeded_order_depends_on_seed_and_epoch_only(short_text):
+    def epoch_orders(seed, epochs=2):
+        torch.manual_seed(np.random.randint(1 << 30))  # the global RNG must not matter
+        loader = create_dataloader(short_text, batch_size=2, max_length=4, stride=4, seed=seed)
+        return [batches(loader) for _ in range(epochs)]
+
+    first, second = epoch_orders(7), epoch_orders(7)
+    assert same(first[0], second[0]) and same(first[1], second[1])
+    assert not same(first[0], first[1])  # a new order each epoch
+    assert not same(first[0], epoch_orders(8)[0])
+    # each epoch is a permutation of the unshuffled windows
+    plain = batches(create_dataloader(short_text, batch_size=2, max_length=4, stride=4, shuffle=False))
+    key = lambda bs: sorted(tuple(x.tolist()) for b in bs for x in b[0])  # noqa: E731
+    assert key(first[0]) == key(plain) == key(first[1])
+
+
+def test_set_epoch_selects_the_order(short_text):
+    loader = create_dataloader(short_text, batch_size=2, max_length=4, stride=4, seed=3)
+    e0, e1 = batches(loader), batches(loader)
+    loader.set_epoch(1)
+    assert same(batches(loader), e1)
+    loader.set_epoch(0)
+    assert same(batches(loader), e0)
+
+
+def test_an_abandoned_pass_restarts_like_a_dataloader(short_text):
+    loader = create_dataloader(short_text, batch_size=2, max_length=4, stride=4, shuffle=False)
+    first = next(iter(loader))
+    again = next(iter(loader))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+@pytest.mark.parametrize("drop_last", [True, False])
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_ranks_share_one_global_order_disjointly(world_size, drop_last):
+    ids = np.arange(1000)  # distinct ids, so a window's first id names it
+    kwargs = dict(batch_size=3, max_length=4, stride=3, seed=11, drop_last=drop_last)
+    n = len(create_dataloader(ids, **kwargs).dataset)
+    per_rank = [
+        [int(x[0]) for b in create_dataloader(ids, **kwargs, rank=r, world_size=world_size) for x in b[0]]
+        for r in range(world_size)
+    ]
+    assert len({len(p) for p in per_rank}) == 1  # every rank gets as many windows
+    got = [w for p in per_rank for w in p]
+    assert set(got) <= set(range(0, 3 * n, 3))
+    if drop_last:
+        assert len(got) == len(set(got))  # disjoint
+    else:
+        assert set(got) == set(range(0, 3 * n, 3))  # complete, padded by repeating
+
+
+@given(n=st.integers(1, 200), world_size=st.integers(1, 6), batch_size=st.integers(1, 7), drop_last=st.booleans(),
+       seed=st.integers(0, 2**32))
+def test_rank_shares_are_disjoint_and_complete(n, world_size, batch_size, drop_last, seed):
+    shares = []
+    for rank in range(world_size):
+        s = WindowBatchSampler(n, batch_size, shuffle=True, seed=seed, drop_last=drop_last, rank=rank,
+                               world_size=world_size)
+        shares.append(np.concatenate(list(s)) if len(s) else np.array([], dtype=np.int64))
+        assert len(list(s)) == len(s)
+    assert len({len(x) for x in shares}) == 1
+    everything = np.concatenate(shares)
+    per_rank = n // world_size if drop_last else -(-n // world_size)
+    if drop_last:
+        assert len(set(everything.tolist())) == len(everything)
+        assert len(everything) == (per_rank // batch_size) * batch_size * world_size
+    else:
+        assert set(everything.tolist()) == set(range(n))
+        assert len(everything) == per_rank * world_size
+
+
+@pytest.mark.parametrize("k", [0, 1, 5, 16, 17])
+def test_resume_equals_the_uninterrupted_run(short_text, k):
+    loader = create_dataloader(short_text, batch_size=2, max_length=4, stride=7, seed=5)
+    per_epoch = len(loader)
+    full = batches(loader) + batches(loader)
+    probe = create_dataloader(short_text, batch_size=2, max_length=4, stride=7, seed=5)
+    taken = 0
+    while taken < k:  # consume k batches, crossing the epoch boundary when k > per_epoch
+        for _ in probe:
+            taken += 1
+            if taken == k:
+                break
+    state = probe.state_dict()
+    assert set(state) >= {"epoch", "position", "epoch_seed"} and len(str(state)) < 400
+    resumed = create_dataloader(short_text, batch_size=2, max_length=4, stride=7, seed=5)
+    resumed.load_state_dict(state)
+    tail = batches(resumed)
+    if len(tail) < 2 * per_epoch - k:
+        tail += batches(resumed)
+    assert same(tail, full[k:])
+
+
+def test_resume_with_workers_and_unseeded_shuffle(short_text):
+    torch.manual_seed(0)
+    kwargs = dict(batch_size=2, max_length=4, stride=5, num_workers=2)
+    loader = create_dataloader(short_text, **kwargs)
+    it = iter(loader)
+    head = [tuple(t.clone() for t in next(it)) for _ in range(3)]
+    state = loader.state_dict()
+    rest = [tuple(t.clone() for t in b) for b in it]
+    resumed = create_dataloader(short_text, **{**kwargs, "num_workers": 0})
+    resumed.load_state_dict(state)
+    assert same(batches(resumed), rest)
+    assert len(head) + len(rest) == len(loader)
+
+
+def test_resume_on_another_world_size_continues_the_global_order(short_text):
+    kwargs = dict(batch_size=2, max_length=4, stride=3, seed=9, drop_last=True)
+    # two ranks each take 3 batches: 12 global positions consumed
+    loaders = [create_dataloader(short_text, **kwargs, rank=r, world_size=2) for r in range(2)]
+    iters = [iter(x) for x in loaders]
+    for _ in range(3):
+        for it in iters:
+            next(it)
+    state = loaders[0].state_dict()
+    assert state["position"] == 12
+    # resume on one rank: it must serve exactly the global order from position 12 on
+    single = create_dataloader(short_text, **kwargs, rank=0, world_size=1)
+    whole = [x for b in batches(single) for x in b[0]]
+    single.load_state_dict(state)
+    rest = [x for b in batches(single) for x in b[0]]
+    assert all(torch.equal(a, b) for a, b in zip(rest, whole[12:]))
+    assert len(rest) == len(whole) - 12
+
+
+def test_random_sampling_is_reproducible_and_in_range(short_text):
+    ids = get_tokenizer().encode(short_text)
+    kwargs = dict(batch_size=4, max_length=16, sampling="random", num_samples=40, seed=1)
+    a, b = batches(create_dataloader(short_text, **kwargs)), batches(create_dataloader(short_text, **kwargs))
+    assert same(a, b) and len(a) == 10
+    stream = np.array(ids)
+    for x, y in a:
+        for row_x, row_y in zip(x.numpy(), y.numpy()):
+            starts = np.flatnonzero(
+                np.all(np.lib.stride_tricks.sliding_window_view(stream, 17)[:, :16] == row_x, axis=1))
+            assert len(starts) >= 1 and (stream[starts[0] + 1 : starts[0] + 17] == row_y).all()
+    # ranks split the same global draws
+    r0 = batches(create_dataloader(short_text, **kwargs, rank=0, world_size=2))
+    r1 = batches(create_dataloader(short_text, **kwargs, rank=1, world_size=2))
+    merged = [row for pair in zip(*(torch.cat([bb[0] for bb in r], 0) for r in (r0, r1))) for row in pair]
+    assert all(torch.equal(p, q) for p, q in zip(merged, torch.cat([bb[0] for bb in a], 0)))
+
+
+def test_positions_restart_after_every_endoftext():
+    text = "one two three<|endoftext|>four five<|endoftext|>six seven eight nine ten"
+    loader = create_dataloader(text, batch_size=1, max_length=10, stride=10, shuffle=False, return_positions=True)
+    inputs, targets, positions = next(iter(loader))
+    eot = get_tokenizer().eot_token
+    for row, pos in zip(inputs.tolist(), positions.tolist()):
+        expected, p = [], 0
+        for j, tok in enumerate(row):
+            p = 0 if tok == eot else (p + 1 if j else 0)
+            expected.append(p)
+        assert pos == expected
+    assert eot in inputs[0].tolist()
+
+
+def test_respect_documents_keeps_windows_inside_documents(reference_text):
+    loader = create_dataloader(reference_text[:80_000], batch_size=4, max_length=32, stride=32, shuffle=False,
+                               drop_last=False, respect_documents=True)
+    eot = get_tokenizer().eot_token
+    seen = 0
+    for inputs, targets in loader:
+        assert not (inputs == eot).any()
+        seen += len(inputs)
+    assert seen == len(loader.dataset) > 0
+    assert loader.dataset.dropped_tokens >= 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(batch_size=0), ValueError, "batch_size must be at least 1, but got 0"),
+        (dict(batch_size=2.5), TypeError, "batch_size must be an integer"),
+        (dict(num_workers=-1), ValueError, "num_workers must be at least 0"),
+        (dict(max_length=100_000), ValueError, r"max_length=100000 needs at least 100,001 tokens"),
+        (dict(batch_size=10_000), ValueError, "batch_size=10000 with drop_last=True needs at least 10000 windows"),
+        (dict(rank=2, world_size=2), ValueError, "rank must be at most 1"),
+        (dict(rank=0), ValueError, "Pass both rank and world_size"),
+        (dict(sampling="random"), ValueError, "needs num_samples"),
+        (dict(sampling="sometimes"), ValueError, "Unknown sampling 'sometimes'"),
+        (dict(seed=-1), ValueError, "seed must be at least 0"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(short_text, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        create_dataloader(short_text, **kwargs)
+
+
+def test_missing_file_and_non_utf8_file(tmp_path):
+    from pathlib import Path
+
+    with pytest.raises(FileNotFoundError, match="No such file"):
+        create_dataloader(Path(tmp_path / "nope.txt"))
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 au lait".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"not valid UTF-8: byte 3 is 0xe9"):
+        create_dataloader(bad)
+
+
+def test_state_from_other_data_is_refused(short_text):
+    a = create_dataloader(short_text, batch_size=2, max_length=4, stride=4, seed=1)
+    b = create_dataloader(short_text, batch_size=2, max_length=8, stride=8, seed=1)
+    with pytest.raises(ValueError, match="Build the loader from the same data"):
+        b.load_state_dict(a.state_dict())
+    with pytest.raises(ValueError, match="Not a lmfeed loader state"):
+        b.load_state_dict({"epoch": 1})

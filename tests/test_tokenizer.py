@@ -1,0 +1,81 @@
+import hashlib
+import time
+
+import pytest
+import tiktoken
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lmfeed import tokenizer as tk
+from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+
+
+# Golden ids from tiktoken's own test suite for the gpt2 encoding.
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        ("Hello, world. Is this-- a test?", [15496, 11, 995, 13, 1148, 428, 438, 257, 1332, 30]),
+        ("Akwirw ier", [33901, 86, 343, 86, 220, 959]),
+        ("Hello world", [15496, 995]),
+        ("hello world", [31373, 995]),
+        ("I HAD always thought", [40, 367, 2885, 1464, 1807]),
+        ("", []),
+    ],
+)
+def test_gpt2_golden_ids(text, ids):
+    assert get_tokenizer("gpt2").encode(text) == ids
+
+
+def test_is_a_real_tiktoken_encoding_with_gpt2_shape():
+    enc = get_tokenizer()
+    assert isinstance(enc, tiktoken.Encoding)
+    assert enc.n_vocab == 50257
+    assert enc.eot_token == 50256
+    assert enc.name == "gpt2"
+
+
+def test_endoftext_is_refused_by_plain_encode_and_allowed_on_request():
+    enc = get_tokenizer()
+    with pytest.raises(ValueError, match="disallowed special token"):
+        enc.encode(f"a{ENDOFTEXT}b")
+    assert enc.encode(ENDOFTEXT, allowed_special={ENDOFTEXT}) == [50256]
+    # as ordinary text it is seven ordinary tokens, never the special id
+    assert 50256 not in enc.encode_ordinary(ENDOFTEXT)
+
+
+def test_construction_is_cached():
+    get_tokenizer()
+    start = time.perf_counter()
+    again = get_tokenizer()
+    assert again is get_tokenizer()
+    assert time.perf_counter() - start < 0.05
+
+
+def test_unknown_name_lists_known_names():
+    with pytest.raises(ValueError, match=r"Unknown tokenizer 'gpt5'.*'gpt2'"):
+        get_tokenizer("gpt5")
+
+
+def test_vocabulary_files_are_hash_checked(monkeypatch):
+    for name, digest in tk._GPT2_FILES.items():
+        with open(tk.gpt2_file(name), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == digest
+    monkeypatch.setitem(tk._GPT2_FILES, "vocab.bpe", "0" * 64)
+    with pytest.raises(tk.VocabularyError, match="sha256"):
+        tk.gpt2_file("vocab.bpe")
+
+
+def test_fingerprint_tells_vocabularies_apart():
+    enc = get_tokenizer()
+    other = tiktoken.Encoding("tiny", pat_str=enc._pat_str, mergeable_ranks={bytes([b]): b for b in range(256)},
+                              special_tokens={ENDOFTEXT: 256})
+    assert tk.vocabulary_fingerprint(enc) == tk.vocabulary_fingerprint(enc)
+    assert tk.vocabulary_fingerprint(enc) != tk.vocabulary_fingerprint(other)
+
+
+@given(st.text())
+def test_decode_inverts_encode_for_any_unicode(text):
+    enc = get_tokenizer()
+    # tiktoken replaces lone surrogates (not encodable as UTF-8) with U+FFFD before encoding
+    expected = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    assert enc.decode(enc.encode_ordinary(text)) == expected
