@@ -126,10 +126,11 @@ def test_rank_shares_are_disjoint_and_complete(n, world_size, batch_size, drop_l
         assert len(everything) == per_rank * world_size
 
 
-@pytest.mark.parametrize("k", [0, 1, 5, 16, 17])
-def test_resume_equals_the_uninterrupted_run(short_text, k):
+@pytest.mark.parametrize("where", ["start", "first", "middle", "epoch end", "after epoch end"])
+def test_resume_equals_the_uninterrupted_run(short_text, where):
     loader = create_dataloader(short_text, batch_size=2, max_length=4, stride=7, seed=5)
     per_epoch = len(loader)
+    k = {"start": 0, "first": 1, "middle": per_epoch // 2, "epoch end": per_epoch, "after epoch end": per_epoch + 3}[where]
     full = batches(loader) + batches(loader)
     probe = create_dataloader(short_text, batch_size=2, max_length=4, stride=7, seed=5)
     taken = 0
