@@ -1,0 +1,112 @@
+"""``lmfeed demo``: the seed's whole pipeline, from text to (B, T, D) input embeddings, printed step by step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+POSITIONAL_CHOICES = ["learned", "sinusoidal", "none", "rope", "alibi", "t5"]
+
+
+@click.command(name="demo")
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("--batch-size", default=8, show_default=True, help="Windows per batch (B).")
+@click.option("--max-length", default=4, show_default=True, help="Tokens per window (T).")
+@click.option("--stride", default=4, show_default=True, help="Distance between window starts.")
+@click.option("--embed-dim", default=256, show_default=True, help="Embedding dimension (D).")
+@click.option("--seed", default=123, show_default=True, help="torch.manual_seed for the embedding tables.")
+@click.option("--positional", type=click.Choice(POSITIONAL_CHOICES), default="learned", show_default=True,
+              help="Position scheme: absolute (learned, sinusoidal) or relative, in attention (rope, alibi, t5).")
+@click.option("--num-heads", default=4, show_default=True, help="Attention heads, for rope, alibi and t5.")
+def command(source: Path | None, batch_size: int, max_length: int, stride: int, embed_dim: int, seed: int,
+            positional: str, num_heads: int) -> None:
+    """Run the seed's pipeline: tokens, sliding windows, one batch, token + position embeddings.
+
+    With no SOURCE it uses the Python language reference that ships with every Python (pydoc_data.topics);
+    SOURCE may be a UTF-8 text file or a token store made by `lmfeed prepare`.
+
+    \b
+    Example:
+        lmfeed demo
+        lmfeed demo the-verdict.txt --positional sinusoidal
+    """
+    import torch
+
+    from lmfeed.embeddings import CausalSelfAttention, InputEmbedding, describe_positional
+    from lmfeed.loader import create_dataloader
+    from lmfeed.sources import DEFAULT_CORPUS_NAME, python_reference, read_text
+    from lmfeed.table import format_batch, visible_piece
+    from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+
+    enc = get_tokenizer("gpt2")
+    echo = click.echo
+    if source is None:
+        docs = python_reference()
+        text: object = ENDOFTEXT.join(docs)  # documents separated by end-of-text, as a store holds them
+        name, summary = DEFAULT_CORPUS_NAME, f"{len(docs):,} documents, {sum(map(len, docs)):,} characters"
+    elif source.is_dir():
+        from lmfeed.store import TokenStore
+
+        text = store = TokenStore.open(source)
+        name, summary = str(source), f"token store, {store.num_documents:,} documents"
+    else:
+        text = read_text(source)
+        name, summary = str(source), f"1 document, {len(text):,} characters"
+
+    loader = create_dataloader(text, batch_size=batch_size, max_length=max_length, stride=stride, shuffle=False)
+    windows = loader.dataset
+    echo(f"lmfeed demo: the seed's pipeline on {name}\n")
+    echo("1. tokens")
+    echo(f"   corpus    {summary}")
+    echo(f"   tokenizer GPT-2 BPE, {enc.n_vocab:,} ids, <|endoftext|> = {enc.eot_token}")
+    echo(f"   tokens    {windows.num_tokens:,}")
+    echo("\n2. sliding windows")
+    echo(f"   max_length={max_length}, stride={stride}: {len(windows):,} (input, target) windows, "
+         f"target = input shifted by one token")
+    echo(f"   batch_size={batch_size}, drop_last: {len(loader):,} batches")
+
+    inputs, targets = next(iter(loader))
+    echo(f"\n3. the first batch: inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)}, int64\n")
+    echo(format_batch(inputs, targets, enc, width=80, max_samples=4))
+
+    torch.manual_seed(seed)
+    absolute = positional if positional in ("learned", "sinusoidal") else "none"
+    embedding = InputEmbedding(enc.n_vocab, embed_dim, context_length=max_length, positional=absolute)
+    with torch.no_grad():
+        token_embeddings = embedding.token_embedding(inputs)
+        x = embedding(inputs)
+    rows = [(f"token_embedding = nn.Embedding({enc.n_vocab}, {embed_dim})",
+             f"weight {_shape(embedding.token_embedding.weight)}, trainable"),
+            ("token_embeddings = token_embedding(inputs)", _shape(token_embeddings))]
+    if embedding.position_embedding is not None:
+        with torch.no_grad():
+            pos = embedding.position_embedding(torch.arange(max_length))
+        rows += [(f"pos_embeddings = {absolute}_embedding(arange({max_length}))", _shape(pos)),
+                 ("input_embeddings = token_embeddings + pos_embeddings", _shape(x))]
+    else:
+        attention = CausalSelfAttention(embed_dim, num_heads, positional=positional)
+        with torch.no_grad():
+            y = attention(x)
+        rows += [("input_embeddings = token_embeddings (no absolute positions)", _shape(x)),
+                 (f"CausalSelfAttention({embed_dim}, {num_heads}, positional={positional!r})(x)", _shape(y))]
+    echo(f"\n4. embeddings, after torch.manual_seed({seed})")
+    left = max(len(r[0]) for r in rows) + 3
+    for code, shape in rows:
+        echo(f"   {code.ljust(left)}{shape}")
+    if embedding.position_embedding is not None:
+        first = int(inputs[0, 0])
+        echo(f"\n   inputs[0, 0] = {first} {visible_piece(enc, first)}: the first 4 of its {embed_dim} values")
+        echo(f"     token embedding       {_values(token_embeddings[0, 0])}")
+        echo(f"   + position 0 embedding  {_values(pos[0])}")
+        echo(f"   = input embedding       {_values(x[0, 0])}")
+    echo("\n5. the position scheme")
+    echo("   " + describe_positional(positional, num_heads=num_heads, length=min(max_length, 4)).replace("\n", "\n   "))
+
+
+def _shape(t) -> str:  # noqa: ANN001
+    return "(" + ", ".join(str(n) for n in t.shape) + ")"
+
+
+def _values(t) -> str:  # noqa: ANN001
+    return "[" + ", ".join(f"{v:+.4f}" for v in t[:4].tolist()) + ", ...]"

@@ -1,0 +1,83 @@
+"""Batches drawn as text: each sample a block, each token its id over its decoded piece, targets under inputs.
+
+The seed draws a batch as samples of tokens; this draws the real one, aligned so that the shift by one shows::
+
+    sample 0     pos 0     pos 1     pos 2      pos 3
+      input         40       367      2885       1464
+                     I      ·HAD   ·always   ·thought
+      target       367      2885      1464       1807
+                  ·HAD   ·always  ·thought      ·Jack
+
+Whitespace is made visible (``·`` space, ``↵`` newline, ``→`` tab); a piece that is part of a multi-byte character
+shows its bytes as ``\\xNN``. Wide batches wrap into blocks that fit the terminal width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tiktoken
+
+__all__ = ["format_batch", "visible_piece"]
+
+_VISIBLE = str.maketrans({" ": "·", "\n": "↵", "\t": "→", "\r": "␍"})
+
+
+def visible_piece(enc: tiktoken.Encoding, token_id: int, *, max_chars: int = 16) -> str:
+    """The text of one token with whitespace made visible, shortened to ``max_chars`` with ``…``.
+
+    Example:
+        >>> visible_piece(get_tokenizer(), 995)
+        '·world'
+    """
+    piece = enc.decode_single_token_bytes(int(token_id)).decode("utf-8", errors="backslashreplace")
+    piece = piece.translate(_VISIBLE)
+    if len(piece) > max_chars:
+        piece = piece[: max_chars - 1] + "…"
+    return piece
+
+
+def format_batch(
+    inputs: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    enc: tiktoken.Encoding,
+    *,
+    width: int = 80,
+    max_samples: int | None = None,
+) -> str:
+    """The batch ``(B, T)`` as text blocks no wider than ``width`` columns.
+
+    Args:
+        inputs, targets: ``(B, T)`` ids (tensors or nested lists).
+        enc: the tokenizer that decodes them.
+        width: terminal columns (default 80); wider batches wrap, each part headed by its positions.
+        max_samples: show at most this many samples, then a line saying how many were left out.
+    """
+    rows_in = [list(map(int, row)) for row in inputs]
+    rows_out = [list(map(int, row)) for row in targets]
+    shown = len(rows_in) if max_samples is None else min(max_samples, len(rows_in))
+    label = 10  # "  target  " column
+    lines: list[str] = []
+    for b in range(shown):
+        cells = []
+        for j, (x, y) in enumerate(zip(rows_in[b], rows_out[b])):
+            column = [f"pos {j}", str(x), visible_piece(enc, x), str(y), visible_piece(enc, y)]
+            cells.append((max(map(len, column)) + 2, column))
+        start = 0
+        while start < len(cells):
+            used, stop = label, start
+            while stop < len(cells) and (stop == start or used + cells[stop][0] <= width):
+                used += cells[stop][0]
+                stop += 1
+            part = cells[start:stop]
+            heads = [f"sample {b}" if start == 0 else "", "  input", "", "  target", ""]
+            for r, head in enumerate(heads):
+                line = head.ljust(label) + "".join(c[r].rjust(w) for w, c in part)
+                lines.append(line.rstrip()[: max(width, label + part[0][0])])
+            start = stop
+        lines.append("")
+    if shown < len(rows_in):
+        lines.append(f"... {len(rows_in) - shown} more samples not shown")
+    else:
+        lines.pop()
+    return "\n".join(lines)
