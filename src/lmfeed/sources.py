@@ -2,14 +2,35 @@
 
 A corpus is a sequence of documents (strings). The default corpus is ``pydoc_data.topics``, the Python language
 reference that ships with every CPython: 79 documents, ~465,000 characters of English prose and code.
+
+For ``lmfeed prepare`` this module also streams corpora larger than memory: ``expand_inputs`` turns the
+command line's inputs (files, directories, ``.gz``, JSON Lines, ``-`` for stdin) into a sorted list of files, and
+``iter_document_blocks`` reads them as documents (a text file is one document, a JSON Lines record is one document),
+each handed out as consecutive blocks of decoded text so that a 10 GB file never sits in memory whole. Bytes are
+decoded as UTF-8 exactly as they are, with no newline translation (``read_text`` does the same).
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import dataclasses
+import gzip
+import json
 import os
+import sys
 from pathlib import Path
+from typing import IO, Callable, Iterable, Iterator, Literal, Sequence
 
-__all__ = ["python_reference", "read_text", "DEFAULT_CORPUS_NAME"]
+__all__ = [
+    "python_reference",
+    "read_text",
+    "DEFAULT_CORPUS_NAME",
+    "InputFile",
+    "ReadStats",
+    "expand_inputs",
+    "iter_document_blocks",
+]
 
 DEFAULT_CORPUS_NAME = "the Python language reference (pydoc_data.topics)"
 
@@ -51,3 +72,250 @@ def read_text(path: str | os.PathLike[str], *, errors: str = "strict") -> str:
             f"{str(p)!r} is not valid UTF-8: byte {exc.start:,} is 0x{data[exc.start]:02x} ({exc.reason}). "
             "Convert the file to UTF-8, or read it with errors='replace' to substitute U+FFFD."
         ) from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Streaming inputs for `lmfeed prepare`.
+
+InputFormat = Literal["auto", "text", "jsonl"]
+DecodeErrors = Literal["strict", "replace", "skip"]
+
+STDIN = "-"
+_PY_ERRORS = {"strict": "strict", "replace": "replace", "skip": "ignore"}
+_JSONL_SUFFIXES = (".jsonl", ".ndjson")
+_FIX_UTF8 = "Convert the input to UTF-8, or pass errors='replace' (--errors replace) to substitute U+FFFD, or errors='skip' (--errors skip) to drop such bytes."
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFile:
+    """One file to read: a text file (one document) or a JSON Lines file (one document per record).
+
+    Attributes:
+        name: how the file is named in messages and metadata: the input as given, or ``given_dir/relative/path``
+            for a file found in a directory; ``"-"`` for stdin.
+        path: the file, or ``None`` for stdin.
+        format: ``"text"`` or ``"jsonl"``.
+        compressed: gzip-compressed (the name ends in ``.gz``).
+        size: bytes on disk (compressed bytes for ``.gz``); ``None`` for stdin.
+        input: the input argument this file came from.
+    """
+
+    name: str
+    path: Path | None
+    format: Literal["text", "jsonl"]
+    compressed: bool
+    size: int | None
+    input: str
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[tuple[IO[bytes], Callable[[], int]]]:
+        """Open for binary reading; yields ``(stream, position)`` where ``position()`` is the on-disk bytes consumed."""
+        if self.path is None:
+            stream = sys.stdin.buffer
+            consumed = [0]
+
+            class _Counting:  # stdin cannot tell(): count what passes through
+                def read(self, n: int = -1) -> bytes:
+                    data = stream.read(n)
+                    consumed[0] += len(data)
+                    return data
+
+                def readline(self) -> bytes:
+                    data = stream.readline()
+                    consumed[0] += len(data)
+                    return data
+
+            counting = _Counting()
+            source: IO[bytes] = gzip.GzipFile(fileobj=counting, mode="rb") if self.compressed else counting  # type: ignore[assignment]
+            yield source, lambda: consumed[0]
+            return
+        with open(self.path, "rb") as raw:
+            if self.compressed:
+                with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                    yield unzipped, raw.tell  # type: ignore[misc]
+            else:
+                yield raw, raw.tell
+
+
+@dataclasses.dataclass
+class ReadStats:
+    """Counters that ``iter_document_blocks`` keeps up to date as it reads (for progress bars and metadata)."""
+
+    bytes_read: int = 0  # on-disk bytes consumed so far, over all files
+    documents: int = 0  # documents seen so far, selected or not
+
+
+def _format_of(name: str, format: InputFormat) -> Literal["text", "jsonl"]:
+    if format != "auto":
+        return format
+    stem = name[:-3] if name.endswith(".gz") else name
+    return "jsonl" if stem.lower().endswith(_JSONL_SUFFIXES) else "text"
+
+
+def expand_inputs(
+    inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    glob: str = "*",
+    format: InputFormat = "auto",
+) -> list[InputFile]:
+    """Turn inputs (files, directories, ``"-"`` for stdin) into the list of files to read, in a fixed order.
+
+    Directories are searched recursively for files matching ``glob``, in sorted order of their relative paths, so
+    the document order never depends on the file system. ``format="auto"`` reads ``*.jsonl`` and ``*.ndjson``
+    (also gzipped) as JSON Lines and everything else as text.
+
+    Args:
+        inputs: one input or several, in order.
+        glob: the pattern for files inside directories (default ``"*"``: every file). Example: ``"*.txt"``.
+        format: ``"auto"`` (default), ``"text"`` or ``"jsonl"`` for every file.
+
+    Returns:
+        The files, in reading order.
+
+    Raises:
+        FileNotFoundError: an input does not exist.
+        ValueError: no inputs, stdin named twice, or a directory with no matching file.
+
+    Example:
+        >>> [f.name for f in expand_inputs(["notes.txt", "-"])]  # doctest: +SKIP
+        ['notes.txt', '-']
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    given = [os.fspath(i) for i in inputs]
+    if not given:
+        raise ValueError("No inputs. Name at least one text file, JSON Lines file, directory, or '-' for stdin.")
+    if given.count(STDIN) > 1:
+        raise ValueError("stdin ('-') is named more than once; it can be read only once.")
+    files: list[InputFile] = []
+    for name in given:
+        if name == STDIN:
+            files.append(InputFile(STDIN, None, format if format != "auto" else "text", False, None, STDIN))
+            continue
+        path = Path(name)
+        if path.is_dir():
+            found = sorted((p for p in path.rglob(glob) if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+            if not found:
+                raise ValueError(f"Directory {name!r} has no files matching glob {glob!r}. Check the directory or pass another --glob.")
+            for p in found:
+                member = f"{name.rstrip('/')}/{p.relative_to(path).as_posix()}"
+                files.append(InputFile(member, p, _format_of(p.name, format), p.name.endswith(".gz"), p.stat().st_size, name))
+        elif path.exists():
+            files.append(InputFile(name, path, _format_of(path.name, format), path.name.endswith(".gz"), path.stat().st_size, name))
+        else:
+            raise FileNotFoundError(f"No such file or directory: {name!r}. Check the path.")
+    return files
+
+
+def iter_document_blocks(
+    files: Sequence[InputFile],
+    *,
+    field: str = "text",
+    errors: DecodeErrors = "strict",
+    select: Callable[[int], bool] | None = None,
+    block_size: int = 1 << 20,
+    stats: ReadStats | None = None,
+) -> Iterator[tuple[int, str]]:
+    """Read documents as ``(document_index, text_block)`` pairs, in order, in constant memory.
+
+    A text file is one document, handed out in blocks of about ``block_size`` bytes of decoded text; a JSON Lines
+    record (blank lines skipped) is one document, handed out as one block. Every selected document yields at least
+    one block (``""`` for an empty one), and its blocks are consecutive. Documents that ``select`` refuses are
+    counted (their index is used up) but not decoded, and text files among them are not even opened.
+
+    Args:
+        files: from ``expand_inputs``.
+        field: the JSON Lines field that holds the text (default ``"text"``).
+        errors: what to do with bytes that are not UTF-8: ``"strict"`` (default) raises, ``"replace"`` substitutes
+            U+FFFD, ``"skip"`` drops them.
+        select: ``select(document_index) -> bool``, or ``None`` for every document.
+        block_size: bytes read at a time from a text file.
+        stats: updated in place as reading goes (bytes consumed, documents seen).
+
+    Raises:
+        ValueError: undecodable bytes (names the file and the byte offset, and for JSON Lines the line), a JSON
+            Lines line that is not a JSON object with a string ``field``, or a corrupt ``.gz`` file.
+    """
+    py_errors = _PY_ERRORS[errors]
+    stats = stats if stats is not None else ReadStats()
+    for file in files:
+        done_before = stats.bytes_read
+        try:
+            if file.format == "jsonl":
+                yield from _jsonl_blocks(file, field, py_errors, select, stats)
+            elif select is not None and not select(stats.documents) and file.path is not None:
+                stats.documents += 1  # not ours: skip the file unread
+            else:
+                yield from _text_blocks(file, py_errors, select, block_size, stats)
+        except (EOFError, gzip.BadGzipFile) as exc:
+            raise ValueError(f"{file.name}: not a readable gzip file ({exc}). Check the file, or decompress it first.") from None
+        if file.size is not None:
+            stats.bytes_read = done_before + file.size
+
+
+def _text_blocks(file: InputFile, py_errors: str, select: Callable[[int], bool] | None, block_size: int, stats: ReadStats) -> Iterator[tuple[int, str]]:
+    index = stats.documents
+    stats.documents += 1
+    wanted = select is None or select(index)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors=py_errors)
+    offset = 0  # uncompressed bytes handed to the decoder so far
+    yielded = False
+    base = stats.bytes_read
+    with file.open() as (stream, position):
+        while True:
+            data = stream.read(block_size)
+            final = not data
+            if wanted:
+                pending = len(decoder.getstate()[0])
+                try:
+                    text = decoder.decode(data, final)
+                except UnicodeDecodeError as exc:
+                    at = offset - pending + exc.start
+                    bad = exc.object[exc.start]
+                    raise ValueError(
+                        f"{file.name}: byte {at:,} is not valid UTF-8 (0x{bad:02x}: {exc.reason}). {_FIX_UTF8}"
+                    ) from None
+                if text or (final and not yielded):
+                    yielded = True
+                    yield index, text
+            offset += len(data)
+            stats.bytes_read = base + position()
+            if final:
+                return
+
+
+def _jsonl_blocks(file: InputFile, field: str, py_errors: str, select: Callable[[int], bool] | None, stats: ReadStats) -> Iterator[tuple[int, str]]:
+    base = stats.bytes_read
+    offset = 0
+    with file.open() as (stream, position):
+        for lineno, raw in enumerate(iter(stream.readline, b""), start=1):
+            line_offset, offset = offset, offset + len(raw)
+            if lineno % 256 == 0:
+                stats.bytes_read = base + position()
+            if not raw.strip():
+                continue  # blank lines are not records
+            index = stats.documents
+            stats.documents += 1
+            if select is not None and not select(index):
+                continue
+            try:
+                line = raw.decode("utf-8", errors=py_errors)
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{file.name}:{lineno}: byte {line_offset + exc.start:,} of the file is not valid UTF-8 "
+                    f"(0x{raw[exc.start]:02x}: {exc.reason}). {_FIX_UTF8}"
+                ) from None
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{file.name}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}). Fix the line, or remove it.") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{file.name}:{lineno}: the line is a JSON {type(record).__name__}, not an object with a {field!r} field.")
+            if field not in record:
+                keys = ", ".join(map(repr, list(record)[:8])) or "none"
+                raise ValueError(f"{file.name}:{lineno}: the record has no field {field!r} (its fields: {keys}). Pass the right one with --field (field=...).")
+            text = record[field]
+            if not isinstance(text, str):
+                raise ValueError(f"{file.name}:{lineno}: field {field!r} is a JSON {type(text).__name__}, not a string.")
+            yield index, text
+        stats.bytes_read = base + position()

@@ -1,0 +1,128 @@
+"""Encoding in worker processes for ``prepare``: results come back in the order tasks were made.
+
+A task is a list of pieces ``(part, text, starts_document, separator_before)``; its result is, per part (0 train,
+1 validation), the ids with separators in place and the offsets where documents start. With one worker the tasks
+are encoded in this process; with more, a ``multiprocessing.Pool`` encodes them, at most ``2 * workers + 1`` in
+flight, so memory stays flat and the output order (hence the store's bytes) never depends on ``workers``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import tiktoken
+
+__all__ = ["Task", "encoder", "sigterm_as_interrupt"]
+
+ENDOFTEXT = "<|endoftext|>"
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype: str, parent: int | None) -> None:
+    from lmfeed.tokenizer import resolve_tokenizer
+
+    _worker.update(enc=resolve_tokenizer(tokenizer), allow_special=allow_special, dtype=np.dtype(dtype))
+    if parent is not None:  # a pool process: the parent handles Ctrl-C, and a killed parent must not leave us behind
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+
+def _encode(text: str) -> np.ndarray:
+    enc: tiktoken.Encoding = _worker["enc"]
+    allowed = {ENDOFTEXT} if _worker["allow_special"] else set()
+    try:
+        # encode_to_numpy skips tiktoken's Python list; with no specials allowed or checked it is encode_ordinary
+        return enc.encode_to_numpy(text, allowed_special=allowed, disallowed_special="all" if allowed else ())
+    except UnicodeEncodeError:  # lone surrogates (from JSON escapes): fix them as encode_ordinary does
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return enc.encode_to_numpy(text, allowed_special=allowed, disallowed_special="all" if allowed else ())
+
+
+Task = list[tuple[int, str, bool, bool]]  # (part, text, starts_document, separator_before)
+
+
+def _encode_task(task: Task) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Encode a task's pieces; per part, the ids (separators in place) and the offsets where documents start."""
+    dtype = _worker["dtype"]
+    eot = _worker.get("eot")
+    out: dict[int, tuple[list[np.ndarray], list[int], int]] = {}
+    for part, text, starts, separator in task:
+        arrays, doc_starts, n = out.get(part, ([], [], 0))
+        if separator:
+            arrays.append(eot)
+            n += 1
+        if starts:
+            doc_starts.append(n)
+        ids = _encode(text)
+        if len(ids) and int(ids.max()) > np.iinfo(dtype).max:  # never narrow silently
+            raise ValueError(f"Token id {int(ids.max())} does not fit {dtype}.")
+        arrays.append(ids.astype(dtype, copy=False))
+        out[part] = (arrays, doc_starts, n + len(ids))
+    return {part: (np.concatenate(a) if a else np.zeros(0, dtype), np.array(s, dtype=np.int64)) for part, (a, s, _) in out.items()}
+
+
+@contextlib.contextmanager
+def encoder(workers: int, init_args: tuple[Any, ...], eot: np.ndarray) -> Iterator[Callable[[Iterable[Task]], Iterator[Any]]]:
+    """Yield ``run(tasks) -> results`` in task order: inline for 1 worker, else a process pool, bounded in flight."""
+    if workers == 1:
+        _init_worker(*init_args, None)
+        _worker["eot"] = eot
+        yield lambda tasks: map(_encode_task, tasks)
+        return
+    import multiprocessing
+
+    pool = multiprocessing.Pool(workers, initializer=_init_worker_eot, initargs=(*init_args, os.getpid(), eot))
+
+    def run(tasks: Iterable[Task]) -> Iterator[Any]:
+        inflight: collections.deque = collections.deque()
+        for task in tasks:
+            inflight.append(pool.apply_async(_encode_task, (task,)))
+            if len(inflight) > 2 * workers:
+                yield inflight.popleft().get()
+        while inflight:
+            yield inflight.popleft().get()
+
+    try:
+        yield run
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()
+
+
+def _init_worker_eot(tokenizer: Any, allow_special: bool, dtype: str, parent: int, eot: np.ndarray) -> None:
+    _init_worker(tokenizer, allow_special, dtype, parent)
+    _worker["eot"] = eot
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM (``kill``) into KeyboardInterrupt while preparing, so the staging directory is cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

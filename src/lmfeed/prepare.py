@@ -1,0 +1,347 @@
+"""``prepare``: tokenize a corpus once, in parallel and in constant memory, into a token store.
+
+The pipeline, one process reading and writing and ``workers`` processes encoding:
+
+```
+files --> documents (blocks of text) --> pieces (split at safe points) --> tasks (~1 MB) --> workers encode
+                                                                                  |  in order, at most 2*workers+1 in flight
+                                           tokens.npy + doc_starts.npy  <--  main writes ids as they come back
+```
+
+The store's bytes depend only on the inputs and options, never on ``workers``: tasks come back in the order they
+were made. A document longer than ``piece_chars`` is cut only where the GPT-2 pre-tokenizer is sure to cut anyway
+(see ``safe_split``), so cutting never changes an id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+
+import numpy as np
+import tiktoken
+
+from lmfeed._validate import as_choice, as_int, as_probability
+from lmfeed.encode_pool import Task, encoder, sigterm_as_interrupt
+from lmfeed.sources import DecodeErrors, InputFile, InputFormat, ReadStats, expand_inputs, iter_document_blocks
+from lmfeed.store import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore
+from lmfeed.store_writer import StoreWriter, staging_dir, write_split_marker
+
+__all__ = ["prepare", "TrainVal", "safe_split", "val_mask"]
+
+logger = logging.getLogger(__name__)
+
+ENDOFTEXT = "<|endoftext|>"
+_PIECE_CHARS = 1 << 20  # cut documents longer than this (where safe); also the target size of a task
+_SPLIT_WINDOW = 1 << 16
+
+
+class TrainVal(NamedTuple):
+    """The two stores of a ``prepare`` with ``val_fraction > 0``."""
+
+    train: TokenStore
+    val: TokenStore
+
+
+# ---- cutting long documents without changing ids ---------------------------------------------------------------
+
+# GPT-2's pre-tokenizer (tiktoken's r50k pattern, also p50k's):
+#   's|'t|'re|'ve|'m|'ll|'d | ?\p{L}+ | ?\p{N}+ | ?[^\s\p{L}\p{N}]+ | \s+(?!\S) | \s+
+# No alternative that matches a non-space character can go on into a following space or newline, and none looks
+# behind. So between a non-space character and a following " " or "\n" the pattern always ends one match and
+# starts the next, the same whether the text goes on or ends there: encode(a + b) == encode(a) + encode(b) for
+# a ending in a non-space and b starting with " " or "\n". Python's \S excludes everything str.isspace() calls
+# space, a superset of the regex's Unicode White_Space, so it never takes a space for a non-space.
+# tests/test_prepare.py checks this with hypothesis against tiktoken itself.
+_NEWLINE_CUT = re.compile(r"\S\n")
+_SPACE_CUT = re.compile(r"\S ")
+
+
+def _gpt2_pattern() -> str:
+    from tiktoken_ext.openai_public import r50k_pat_str
+
+    return r50k_pat_str
+
+
+def safe_split(text: str, start: int = 0) -> int:
+    """The last position ``p > start`` where GPT-2's encoding may cut ``text`` without changing ids, or -1.
+
+    Prefers a cut before a newline, then before a space; ``text[p - 1]`` is never whitespace.
+
+    Example:
+        >>> safe_split("Hello world\\nBye")
+        11
+    """
+    for pattern in (_NEWLINE_CUT, _SPACE_CUT):
+        for lo in (max(start, len(text) - _SPLIT_WINDOW), start):
+            last = -1
+            for m in pattern.finditer(text, lo):
+                last = m.start() + 1
+            if last > start:
+                return last
+            if lo == start:
+                break
+    return -1
+
+
+def _pieces(blocks: Iterable[tuple[int, str]], splittable: bool, piece_chars: int) -> Iterator[tuple[int, str, bool]]:
+    """Turn ``(document, block)`` pairs into ``(document, piece, starts_document)``, pieces cut at safe points."""
+    current, pending, first, scanned = -1, "", True, 0
+    for doc, block in blocks:
+        if doc != current:
+            if current >= 0:
+                yield current, pending, first
+            current, pending, first, scanned = doc, block, True, 0
+        else:
+            pending += block
+        while splittable and len(pending) >= piece_chars:
+            cut = safe_split(pending, scanned)
+            if cut < 0:
+                scanned = max(len(pending) - 1, 0)  # nowhere safe yet: wait for more text, rescan only the new part
+                break
+            yield current, pending[:cut], first
+            pending, first, scanned = pending[cut:], False, 0
+    if current >= 0:
+        yield current, pending, first
+
+
+# ---- the validation split ------------------------------------------------------------------------------------
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def val_mask(indices: np.ndarray, *, val_fraction: float, seed: int) -> np.ndarray:
+    """Which documents (by index in the whole corpus) go to the validation store: a pure function of the seed.
+
+    Each document is in validation with probability ``val_fraction``, independently of the others, of the number
+    of documents, of shards and of workers.
+    """
+    with np.errstate(over="ignore"):
+        key = _splitmix64(np.array([seed % 2**64], dtype=np.uint64))
+        h = _splitmix64(np.asarray(indices, dtype=np.uint64) ^ key)
+    return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53 < val_fraction
+
+
+class _Parts:
+    """Document index -> 0 (train) or 1 (validation), computed 4,096 documents at a time."""
+
+    def __init__(self, val_fraction: float, seed: int) -> None:
+        self.val_fraction, self.seed, self._block, self._mask = val_fraction, seed, -1, np.zeros(0, dtype=bool)
+
+    def __call__(self, index: int) -> int:
+        if not self.val_fraction:
+            return 0
+        block = index >> 12
+        if block != self._block:
+            self._block = block
+            self._mask = val_mask(np.arange(block << 12, (block + 1) << 12), val_fraction=self.val_fraction, seed=self.seed)
+        return int(self._mask[index & 4095])
+
+
+# ---- prepare ---------------------------------------------------------------------------------------------------
+
+
+def _default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def prepare(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    tokenizer: str | tiktoken.Encoding = "gpt2",
+    glob: str = "*",
+    field: str = "text",
+    format: InputFormat = "auto",
+    errors: DecodeErrors = "strict",
+    allow_special: bool = False,
+    eot: bool = True,
+    workers: int | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    val_fraction: float = 0.0,
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = False,
+) -> TokenStore | TrainVal:
+    """Tokenize text files, directories or JSON Lines into a token store at ``out``, and open it.
+
+    Each document (a file, or a JSON Lines record) is encoded as ordinary text, documents separated by the
+    end-of-text id, so the ids equal ``enc.encode("<|endoftext|>".join(docs), allowed_special={"<|endoftext|>"})``
+    for documents without a literal ``<|endoftext|>``. Memory stays flat whatever the corpus size; the store's bytes
+    are the same for any number of workers; the store appears at ``out`` only when complete.
+
+    Args:
+        inputs: text files, ``.gz`` files, JSON Lines files (``*.jsonl``, ``*.ndjson``), directories (searched
+            recursively for ``glob``), or ``"-"`` for stdin; one or a list.
+        out: the store's directory (must not exist unless ``force``).
+        tokenizer: a name for ``lmfeed.tokenizer.get_tokenizer`` (default ``"gpt2"``) or a ``tiktoken.Encoding``.
+        glob: which files to take from directories (default ``"*"``, every file).
+        field: the JSON Lines field holding the text (default ``"text"``).
+        format: ``"auto"`` (default: by file name), ``"text"`` or ``"jsonl"``.
+        errors: bytes that are not UTF-8: ``"strict"`` (default) raises, ``"replace"`` uses U+FFFD, ``"skip"`` drops.
+        allow_special: encode a literal ``<|endoftext|>`` in a document as the special id (default: as text).
+        eot: put the end-of-text id between documents (default True).
+        workers: encoding processes (default: every core this process may use); 1 encodes in this process.
+        num_shards: prepare only every ``num_shards``-th document, starting at ``shard_index`` (document ``k`` goes
+            to shard ``k % num_shards``); ``lmfeed.merge`` joins the shards into the single-run store.
+        shard_index: this shard, in ``[0, num_shards)``.
+        val_fraction: the probability that a document goes to a validation store (default 0: no split). With a
+            split, ``out`` holds two stores, ``out/train`` and ``out/val``.
+        seed: decides which documents are validation documents (default 0).
+        force: replace an existing store at ``out``.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The opened store, or ``TrainVal(train, val)`` when ``val_fraction > 0``.
+
+    Raises:
+        FileNotFoundError: an input is missing. FileExistsError: ``out`` exists (pass ``force``).
+        ValueError: bad options, undecodable input, a bad JSON Lines record, or an empty corpus (with the file,
+            line or byte offset). PermissionError: ``out`` cannot be written.
+
+    Example:
+        >>> store = prepare(["story.txt"], "story.store", workers=1)  # doctest: +SKIP
+        >>> store.tokens[:2].tolist(), store.tokenizer.decode(store.tokens[:2].tolist())  # doctest: +SKIP
+        ([15496, 995], 'Hello world')
+    """
+    from lmfeed.tokenizer import get_tokenizer, resolve_tokenizer, tokenizer_names, vocabulary_fingerprint
+
+    enc = resolve_tokenizer(tokenizer)
+    format = as_choice("format", format, ("auto", "text", "jsonl"))  # type: ignore[assignment]
+    errors = as_choice("errors", errors, ("strict", "replace", "skip"))  # type: ignore[assignment]
+    workers = _default_workers() if workers is None else as_int("workers", workers, fix="Use workers=1 to encode in this process.")
+    num_shards = as_int("num_shards", num_shards)
+    shard_index = as_int("shard_index", shard_index, minimum=0, maximum=num_shards - 1,
+                         fix=f"Shards are numbered 0 to {num_shards - 1}.")
+    val_fraction = as_probability("val_fraction", val_fraction, fix="Use e.g. val_fraction=0.1, or 0 for no split.")
+    seed = as_int("seed", seed, minimum=0)
+    if not isinstance(field, str) or not field:
+        raise ValueError(f"field must be a JSON key such as 'text', but got {field!r}.")
+    eot_id: int | None = None
+    if eot:
+        if ENDOFTEXT not in enc.special_tokens_set:
+            raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token to separate documents. Pass eot=False (--no-eot).")
+        eot_id = enc.encode_single_token(ENDOFTEXT)
+    elif allow_special and ENDOFTEXT not in enc.special_tokens_set:
+        raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token; allow_special has nothing to allow.")
+    dtype = "uint16" if enc.max_token_value < 2**16 else "uint32"
+    files = expand_inputs(inputs, glob=glob, format=format)
+
+    fingerprint = vocabulary_fingerprint(enc)
+    registered = enc.name in tokenizer_names() and vocabulary_fingerprint(get_tokenizer(enc.name)) == fingerprint
+    splittable = enc._pat_str == _gpt2_pattern()  # tiktoken has no public accessor for the pattern
+    if not splittable:
+        logger.info("tokenizer %r has another pre-tokenizer than GPT-2's: documents are encoded whole", enc.name)
+    parts = _Parts(val_fraction, seed)
+    names = ["train", "val"] if val_fraction else [""]
+    stats = ReadStats()
+    select = None if num_shards == 1 else (lambda k: k % num_shards == shard_index)
+
+    def tasks() -> Iterator[Task]:
+        started = [False, False]  # per part: a document already written (so the next needs a separator)
+        task: Task = []
+        size = 0
+        blocks = iter_document_blocks(files, field=field, errors=errors, select=select, stats=stats)
+        for doc, text, starts in _pieces(blocks, splittable, _PIECE_CHARS):
+            part = parts(doc)
+            separator = starts and started[part] and eot_id is not None
+            started[part] = True
+            task.append((part, text, starts, separator))
+            size += len(text) + 64
+            if size >= _PIECE_CHARS:
+                yield task
+                task, size = [], 0
+        if task:
+            yield task
+
+    eot_array = np.array([0 if eot_id is None else eot_id], dtype=dtype)
+    init = (enc.name if registered else enc, allow_special, dtype)
+    total = None if any(f.size is None for f in files) else sum(f.size for f in files)  # type: ignore[misc]
+    bar = _progress_bar(total, progress)
+    out_path = Path(out)
+    try:
+        with sigterm_as_interrupt(), staging_dir(out_path, force=force) as tmp:
+            writers = [StoreWriter(tmp / name if name else tmp, dtype=dtype, eot_id=eot_id) for name in names]
+            started_at = time.perf_counter()
+            try:
+                with encoder(workers, init, eot_array) as run:
+                    for result in run(tasks()):
+                        for part, (ids, starts) in result.items():
+                            writers[part].write_chunk(ids, starts)
+                        if bar is not None:
+                            tokens = sum(w.num_tokens for w in writers)
+                            bar.update(stats.bytes_read - bar.n)
+                            bar.set_postfix_str(f"{tokens / max(time.perf_counter() - started_at, 1e-9) / 1e6:.2f}M tok/s, {tokens:,} tokens", refresh=False)
+            except BaseException:
+                for w in writers:
+                    w.close()
+                raise
+            _check_not_empty(stats.documents, writers, names, num_shards, val_fraction, files)
+            metadata = {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "tokenizer": {"name": enc.name, "fingerprint": fingerprint, "n_vocab": enc.n_vocab},
+                "files": {"tokens": TOKENS, "doc_starts": DOC_STARTS},
+                "options": {"allow_special": bool(allow_special), "errors": errors, "field": field, "format": format, "glob": glob},
+                "sources": _sources(files),
+                "corpus_documents": stats.documents,
+                "shard": None if num_shards == 1 else {"num_shards": num_shards, "shard_index": shard_index},
+            }
+            for name, w in zip(names, writers):
+                split = {"part": name, "val_fraction": val_fraction, "seed": seed} if name else None
+                w.finish({**metadata, "split": split})
+            if val_fraction:
+                write_split_marker(tmp, names)
+    finally:
+        if bar is not None:
+            bar.close()
+    if val_fraction:
+        return TrainVal(TokenStore.open(out_path / "train", tokenizer=enc), TokenStore.open(out_path / "val", tokenizer=enc))
+    return TokenStore.open(out_path, tokenizer=enc)
+
+
+def _check_not_empty(documents: int, writers: list[StoreWriter], names: list[str], num_shards: int,
+                     val_fraction: float, files: list[InputFile]) -> None:
+    if documents == 0:
+        raise ValueError(f"The corpus is empty: no documents in {', '.join(f.name for f in files[:5])}"
+                         f"{' ...' if len(files) > 5 else ''}. Check the inputs (blank JSON Lines are skipped).")
+    if num_shards == 1 and sum(w.num_tokens for w in writers) == 0:
+        raise ValueError(f"The corpus is empty: {documents:,} documents, but no text in them. Check the inputs.")
+    if num_shards == 1 and val_fraction:
+        for name, w in zip(names, writers):
+            if w.num_documents == 0:
+                raise ValueError(f"val_fraction={val_fraction} left the {name} store without documents "
+                                 f"(the corpus has {documents:,}). Change val_fraction or seed, or add documents.")
+
+
+def _sources(files: list[InputFile]) -> list[dict[str, Any]]:
+    """Per input as given: how many files it named and their bytes on disk (deterministic: no times, no paths made absolute)."""
+    sources: dict[str, dict[str, Any]] = {}
+    for f in files:
+        s = sources.setdefault(f.input, {"input": f.input, "files": 0, "bytes": 0})
+        s["files"] += 1
+        s["bytes"] = None if f.size is None or s["bytes"] is None else s["bytes"] + f.size
+    return list(sources.values())
+
+
+def _progress_bar(total: int | None, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="prepare", file=sys.stderr,
+                dynamic_ncols=True, smoothing=0.1)

@@ -1,0 +1,195 @@
+"""Writing token stores: append ids in constant memory, then publish the directory atomically.
+
+A store is written into a temporary sibling directory (``.NAME.tmp-PID-RANDOM``), its ``metadata.json`` last,
+every file fsync'ed, and the directory renamed to ``NAME`` only when whole. A killed run leaves only the temporary
+directory, which never opens as a store (no metadata) and which the next run for the same name removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from lmfeed.store import DOC_STARTS, METADATA, SPLIT, TOKENS, TokenStore, is_split_dir
+
+__all__ = ["StoreWriter", "npy_header", "check_output", "staging_dir", "write_json"]
+
+logger = logging.getLogger(__name__)
+
+_HEADER_BYTES = 128  # fixed, so the header can be written last with the final shape: room for 20+ digit shapes
+
+
+def npy_header(dtype: np.dtype | str, length: int) -> bytes:
+    """A ``.npy`` version 1.0 header for a 1-D little-endian array of ``length`` values, exactly 128 bytes.
+
+    The format (numpy's NEP 1): magic ``\\x93NUMPY``, version ``1 0``, a uint16 header length, then a Python dict
+    literal padded with spaces and ending in a newline, the total a multiple of 64 so the data is aligned.
+    """
+    descr = np.lib.format.dtype_to_descr(np.dtype(dtype).newbyteorder("<"))
+    text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (descr, length)
+    room = _HEADER_BYTES - 10 - 1  # 10 = magic + version + length field; 1 = final newline
+    if len(text) > room:
+        raise ValueError(f"{length:,} values do not fit a {_HEADER_BYTES}-byte .npy header.")
+    body = (text + " " * (room - len(text)) + "\n").encode("latin1")
+    return b"\x93NUMPY\x01\x00" + (len(body)).to_bytes(2, "little") + body
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write deterministic JSON (sorted keys, 2-space indent, trailing newline) and fsync it."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a directory be fsync'ed
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class StoreWriter:
+    """Append-only writer of one store directory: ids and document starts stream to disk as they come.
+
+    Args:
+        directory: a new directory to create (inside a staging directory).
+        dtype: ``"uint16"`` or ``"uint32"``.
+        eot_id: the separator written between documents by ``add_document``, or ``None``.
+    """
+
+    def __init__(self, directory: Path, *, dtype: str, eot_id: int | None) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.dtype = np.dtype(dtype)
+        self.eot_id = eot_id
+        self.num_tokens = 0
+        self.num_documents = 0
+        self._tokens = open(directory / TOKENS, "wb", buffering=1 << 20)
+        self._starts = open(directory / DOC_STARTS, "wb", buffering=1 << 16)
+        self._tokens.write(npy_header(self.dtype, 0))
+        self._starts.write(npy_header(np.int64, 0))
+        self._eot = None if eot_id is None else np.array([eot_id], dtype=self.dtype)
+
+    def write_chunk(self, ids: np.ndarray, starts: np.ndarray) -> None:
+        """Append ids (separators already in place) and the offsets within ``ids`` where documents start."""
+        if len(starts):
+            (np.asarray(starts, dtype=np.int64) + self.num_tokens).astype("<i8").tofile(self._starts)
+            self.num_documents += len(starts)
+        if len(ids):
+            self._tokens.write(memoryview(np.ascontiguousarray(ids, dtype=self.dtype.newbyteorder("<"))).cast("B"))
+            self.num_tokens += len(ids)
+
+    def add_document(self, ids: np.ndarray) -> None:
+        """Append one whole document, with the separator before it if it is not the first."""
+        if self.num_documents and self._eot is not None:
+            self.write_chunk(self._eot, np.zeros(0, dtype=np.int64))
+        self.write_chunk(ids, np.zeros(1, dtype=np.int64))
+
+    def finish(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Write the final headers and ``metadata.json`` (with the counts filled in), fsync, close; return it."""
+        for f, dtype, n in ((self._tokens, self.dtype, self.num_tokens), (self._starts, np.int64, self.num_documents)):
+            f.flush()
+            f.seek(0)
+            f.write(npy_header(dtype, n))
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        metadata = {**metadata, "dtype": self.dtype.name, "num_tokens": self.num_tokens,
+                    "num_documents": self.num_documents, "eot_id": self.eot_id}
+        write_json(self.directory / METADATA, metadata)
+        _fsync_dir(self.directory)
+        return metadata
+
+    def close(self) -> None:
+        """Close the files without finishing (on error)."""
+        self._tokens.close()
+        self._starts.close()
+
+
+def _replaceable(path: Path) -> bool:
+    """Whether --force may replace ``path``: only a store, a split of stores, or an empty directory."""
+    if TokenStore.is_store(path) or is_split_dir(path):
+        return True
+    return path.is_dir() and not any(path.iterdir())
+
+
+def check_output(out: Path, *, force: bool) -> None:
+    """Refuse an output that exists (without force) or that force must not delete; check the parent exists."""
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise FileExistsError(f"{str(out)!r} already exists. Pass --force (force=True) to replace it, or choose another output.")
+        if not _replaceable(out):
+            raise FileExistsError(f"{str(out)!r} exists and is not a token store; refusing to replace it even with --force. Choose another output.")
+    parent = out.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"Cannot write {str(out)!r}: directory {str(parent)!r} does not exist. Create it first.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"Cannot write {str(out)!r}: directory {str(parent)!r} is not writable. Choose a writable location.")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(out: Path) -> None:
+    """Delete staging directories for ``out`` left by runs that were killed (their process is gone)."""
+    prefix = f".{out.name}.tmp-"
+    for d in out.parent.glob(prefix + "*"):
+        pid = d.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            logger.info("removing %s, left by an interrupted run", d)
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
+    """Yield a fresh staging directory next to ``out``; on success rename it to ``out``, on any error delete it.
+
+    With ``force`` an existing store at ``out`` is moved aside, replaced, then deleted: it stays whole until the
+    new one is.
+    """
+    out = Path(os.path.abspath(out))
+    check_output(out, force=force)
+    _remove_stale(out)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        tmp.mkdir()
+    except PermissionError:
+        raise PermissionError(f"Cannot write {str(out)!r}: permission denied in {str(out.parent)!r}. Choose a writable location.") from None
+    try:
+        yield tmp
+        _fsync_dir(tmp)
+        old = None
+        if out.exists() or out.is_symlink():
+            check_output(out, force=force)  # the world may have changed while we worked
+            old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(out, old)
+        os.rename(tmp, out)
+        _fsync_dir(out.parent)
+        if old is not None:
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_split_marker(directory: Path, parts: list[str]) -> None:
+    """Mark ``directory`` as a train/validation split holding the stores ``parts``."""
+    write_json(directory / SPLIT, {"format": "lmfeed-split", "version": 1, "parts": parts})
