@@ -116,3 +116,14 @@ def test_lookup_is_row_selection(ids: list[int]) -> None:
     out = emb(torch.tensor(ids))
     for row, i in zip(out, ids):
         assert torch.equal(row, emb.weight[i])
+
+
+def test_reexported_from_lmfeed_as_the_issue_spells_it() -> None:
+    import lmfeed
+
+    torch.manual_seed(123)
+    weight = lmfeed.TokenEmbedding(6, 3).weight
+    torch.testing.assert_close(weight.detach()[0], torch.tensor([0.3374, -0.1778, -0.1690]), atol=5e-5, rtol=0)
+    for name in ["LearnedPositionalEmbedding", "SinusoidalPositionalEmbedding", "InputEmbedding", "RotaryEmbedding",
+                 "ALiBiBias", "RelativePositionBias", "CausalSelfAttention"]:
+        assert getattr(lmfeed, name) is getattr(E, name) and name in lmfeed.__all__

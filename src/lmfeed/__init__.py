@@ -34,12 +34,30 @@ _EXPORTS = {
     "SlidingWindowDataset": "lmfeed.windows",
     "WindowLoader": "lmfeed.loader",
     "create_dataloader": "lmfeed.loader",
+    "TokenEmbedding": "lmfeed.embeddings",
+    "LearnedPositionalEmbedding": "lmfeed.embeddings",
+    "SinusoidalPositionalEmbedding": "lmfeed.embeddings",
+    "InputEmbedding": "lmfeed.embeddings",
+    "RotaryEmbedding": "lmfeed.embeddings",
+    "ALiBiBias": "lmfeed.embeddings",
+    "RelativePositionBias": "lmfeed.embeddings",
+    "CausalSelfAttention": "lmfeed.embeddings",
 }
 
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from lmfeed.embeddings import (
+        ALiBiBias,
+        CausalSelfAttention,
+        InputEmbedding,
+        LearnedPositionalEmbedding,
+        RelativePositionBias,
+        RotaryEmbedding,
+        SinusoidalPositionalEmbedding,
+        TokenEmbedding,
+    )
     from lmfeed.loader import WindowLoader, create_dataloader
     from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
     from lmfeed.windows import SlidingWindowDataset
