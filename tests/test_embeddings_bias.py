@@ -107,7 +107,8 @@ def test_t5_known_buckets() -> None:
 @pytest.mark.parametrize(("num_buckets", "max_distance"), [(32, 128), (64, 256), (16, 64), (8, 20), (32, 100)])
 def test_t5_buckets_match_the_reference(bidirectional: bool, num_buckets: int, max_distance: int) -> None:
     rel = torch.arange(-3000, 3001)
-    ours = E.relative_position_bucket(rel, bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance)
+    settings = {"bidirectional": bidirectional, "num_buckets": num_buckets, "max_distance": max_distance}
+    ours = E.relative_position_bucket(rel, **settings)
     expected = [t5_bucket(r, bidirectional, num_buckets, max_distance) for r in rel.tolist()]
     assert ours.tolist() == expected
 
@@ -153,6 +154,7 @@ def test_t5_bad_settings() -> None:
 
 @given(st.integers(-100_000, 100_000), st.booleans())
 def test_t5_bucket_property_in_range_and_monotone_in_distance(rel: int, bidirectional: bool) -> None:
-    bucket = E.relative_position_bucket(torch.tensor([rel, rel - 1 if rel <= 0 else rel + 1]), bidirectional=bidirectional)
+    further = rel - 1 if rel <= 0 else rel + 1
+    bucket = E.relative_position_bucket(torch.tensor([rel, further]), bidirectional=bidirectional)
     assert 0 <= bucket[0] < 32
     assert bucket[1] >= bucket[0]  # one step further away never lands in a nearer bucket

@@ -24,7 +24,8 @@ def test_seed_table_and_lookup_of_id_3() -> None:
     torch.manual_seed(123)
     emb = E.TokenEmbedding(6, 3)
     torch.testing.assert_close(emb.weight.detach(), torch.tensor(SEED_TABLE), atol=5e-5, rtol=0)
-    torch.testing.assert_close(emb(torch.tensor([3])).detach(), torch.tensor([[-0.4015, 0.9666, -1.1481]]), atol=5e-5, rtol=0)
+    row_3 = emb(torch.tensor([3])).detach()
+    torch.testing.assert_close(row_3, torch.tensor([[-0.4015, 0.9666, -1.1481]]), atol=5e-5, rtol=0)
 
 
 def test_same_seed_same_table_as_nn_embedding_and_state_dicts_swap() -> None:

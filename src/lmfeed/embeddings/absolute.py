@@ -1,4 +1,4 @@
-"""Absolute positional embeddings: one vector per position, added to the token embeddings (GPT, the original Transformer).
+"""Absolute positional embeddings: one vector per position, added to the token embeddings (GPT, Vaswani et al.).
 
 Both take position ids and return vectors, so they swap freely:
 ``pe(position_ids)`` with ``position_ids`` of shape ``(T,)`` or ``(B, T)`` returns ``(T, D)`` or ``(B, T, D)``.

@@ -114,5 +114,5 @@ def _values(kind: str, embed_dim: int, num_heads: int, length: int) -> list[str]
         lines.append(f"  causal buckets for distances 0..{length - 1}: {buckets.tolist()}")
     with torch.no_grad():
         bias = bias_module(length, length)[0]  # head 0, (T, T)
-    lines.append(f"  head 0 bias, query i (rows) x key j (columns), {length} x {length}:")
+    lines.append(f"  head 0 bias, query i (rows) x key j (columns), {length} x {length}; causal attention masks j > i:")
     return lines + [f"    {_fmt(row)}" for row in bias]
