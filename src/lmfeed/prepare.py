@@ -30,7 +30,7 @@ from lmfeed._validate import as_choice, as_int, as_probability
 from lmfeed.encode_pool import Task, encoder, sigterm_as_interrupt
 from lmfeed.sources import DecodeErrors, InputFile, InputFormat, ReadStats, expand_inputs, iter_document_blocks
 from lmfeed.store import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore
-from lmfeed.store_writer import StoreWriter, staging_dir, write_split_marker
+from lmfeed.store_writer import StoreWriter, check_output, staging_dir, write_split_marker
 
 __all__ = ["prepare", "TrainVal", "safe_split", "val_mask"]
 
@@ -240,6 +240,7 @@ def prepare(
         raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token; allow_special has nothing to allow.")
     dtype = "uint16" if enc.max_token_value < 2**16 else "uint32"
     files = expand_inputs(inputs, glob=glob, format=format)
+    check_output(Path(out), force=force)  # fail before any work; staging_dir checks again at the end
 
     fingerprint = vocabulary_fingerprint(enc)
     registered = enc.name in tokenizer_names() and vocabulary_fingerprint(get_tokenizer(enc.name)) == fingerprint

@@ -165,8 +165,8 @@ def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
     With ``force`` an existing store at ``out`` is moved aside, replaced, then deleted: it stays whole until the
     new one is.
     """
+    check_output(Path(out), force=force)
     out = Path(os.path.abspath(out))
-    check_output(out, force=force)
     _remove_stale(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:

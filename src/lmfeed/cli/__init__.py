@@ -15,6 +15,10 @@ import click
 # command name -> module under lmfeed.cli that defines a click command of that name
 _COMMANDS = {
     "demo": "demo",
+    "prepare": "prepare",
+    "info": "info",
+    "merge": "merge",
+    "export": "export",
 }
 
 

@@ -1,0 +1,26 @@
+"""``lmfeed export``: write a store's ids as nanoGPT's or llm.c's .bin file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(name="export")
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--format", "format_", type=click.Choice(["nanogpt", "llmc"]), default="nanogpt", show_default=True,
+              help="nanogpt: raw uint16 ids (train.py's np.memmap); llmc: llm.c's 1,024-byte header, then uint16 ids.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The .bin file to write.")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def command(store: Path, format_: str, output: Path, force: bool) -> None:
+    """Write STORE's token ids to a .bin file that nanoGPT's train.py (or llm.c) reads.
+
+    \b
+    Example:
+        lmfeed export verdict.store --format nanogpt -o data/verdict/train.bin
+    """
+    from lmfeed.export import export
+
+    path = export(store, output, format=format_, force=force)  # type: ignore[arg-type]
+    click.echo(f"Wrote {path}: {path.stat().st_size:,} bytes ({format_})")

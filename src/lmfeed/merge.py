@@ -1,0 +1,177 @@
+"""``merge``: join stores into one, rebuilding the single-run store from shards prepared on many machines.
+
+Shards of one run (``prepare(..., num_shards=N, shard_index=I)`` for I = 0..N-1) hold documents ``k`` with
+``k % N == I``, in order. Merging takes document ``k`` from shard ``k % N`` for k = 0, 1, 2, ... (skipping, in a
+train/validation split, the documents of the other part), so the merged store has the same bytes as one
+``prepare`` of the whole corpus: tokens, document index and metadata. Stores that are not shards are concatenated
+in the order given. Memory stays flat: ids are copied a block at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lmfeed.prepare import TrainVal, val_mask
+from lmfeed.store import StoreError, TokenStore, is_split_dir
+from lmfeed.store_writer import StoreWriter, staging_dir, write_split_marker
+
+__all__ = ["merge"]
+
+_SAME_RUN = ("sources", "corpus_documents", "options", "split", "tokenizer", "eot_id", "dtype")
+_COMPATIBLE = ("options", "tokenizer", "eot_id", "dtype")
+_BLOCK_DOCS = 4096
+_BLOCK_TOKENS = 1 << 24
+
+
+def merge(inputs: Sequence[str | os.PathLike[str] | TokenStore], out: str | os.PathLike[str], *,
+          force: bool = False) -> TokenStore | TrainVal:
+    """Join stores (or train/validation splits) into one at ``out``, and open it.
+
+    Args:
+        inputs: the stores. All shards of one prepare run (in any order: each names its index), or ordinary
+            stores, concatenated in the order given. Train/validation splits merge part by part.
+        out: the merged store's directory (must not exist unless ``force``).
+        force: replace an existing store at ``out``.
+
+    Returns:
+        The merged store, or ``TrainVal(train, val)`` for splits.
+
+    Raises:
+        ValueError: no inputs; stores made with different tokenizers or options; shards of different runs, or a
+            shard missing or given twice (the message names the indices).
+        FileExistsError: ``out`` exists and ``force`` is not set.
+
+    Example:
+        >>> merge(["corpus.shard0", "corpus.shard1"], "corpus.store")  # doctest: +SKIP
+        TokenStore('corpus.store', tokens=2,048, documents=3, dtype=uint16, tokenizer='gpt2')
+    """
+    if isinstance(inputs, (str, os.PathLike, TokenStore)):
+        inputs = [inputs]
+    if not inputs:
+        raise ValueError("No stores to merge. Name at least one.")
+    splits = [not isinstance(i, TokenStore) and is_split_dir(i) for i in inputs]
+    if any(splits) and not all(splits):
+        raise ValueError("Some inputs are train/validation splits and some are single stores; merge like with like.")
+    out_path = Path(out)
+    with staging_dir(out_path, force=force) as tmp:
+        if all(splits):
+            for part in ("train", "val"):
+                _merge_into(tmp / part, [TokenStore.open(Path(i) / part) for i in inputs])  # type: ignore[arg-type]
+            write_split_marker(tmp, ["train", "val"])
+        else:
+            stores = [i if isinstance(i, TokenStore) else TokenStore.open(i) for i in inputs]
+            _merge_into(tmp, stores)
+    if all(splits):
+        return TrainVal(TokenStore.open(out_path / "train"), TokenStore.open(out_path / "val"))
+    return TokenStore.open(out_path)
+
+
+def _merge_into(directory: Path, stores: list[TokenStore]) -> None:
+    first = stores[0]
+    for s in stores[1:]:
+        for key in _COMPATIBLE:
+            if s.metadata.get(key) != first.metadata.get(key):
+                raise ValueError(f"{s.path} and {first.path} differ in {key} ({s.metadata.get(key)!r} vs "
+                                 f"{first.metadata.get(key)!r}); only stores prepared alike can be merged.")
+    writer = StoreWriter(directory, dtype=first.metadata["dtype"], eot_id=first.eot_id)
+    try:
+        shards = [s.metadata.get("shard") for s in stores]
+        if all(shards):
+            metadata = _merge_shards(writer, stores)
+        elif any(shards):
+            raise ValueError("Some inputs are shards and some are not; merge all shards of one run, or whole stores.")
+        else:
+            metadata = _concatenate(writer, stores)
+    except BaseException:
+        writer.close()
+        raise
+    writer.finish(metadata)
+
+
+def _merge_shards(writer: StoreWriter, stores: list[TokenStore]) -> dict[str, Any]:
+    n = stores[0].metadata["shard"]["num_shards"]
+    by_index: dict[int, TokenStore] = {}
+    for s in stores:
+        shard = s.metadata["shard"]
+        for key in _SAME_RUN:
+            if s.metadata.get(key) != stores[0].metadata.get(key) or shard["num_shards"] != n:
+                raise ValueError(f"{s.path} is not a shard of the same run as {stores[0].path} (they differ in "
+                                 f"{key if shard['num_shards'] == n else 'num_shards'}). Merge the shards of one prepare run.")
+        if shard["shard_index"] in by_index:
+            raise ValueError(f"Shard {shard['shard_index']} of {n} is given twice: {by_index[shard['shard_index']].path} and {s.path}.")
+        by_index[shard["shard_index"]] = s
+    missing = sorted(set(range(n)) - set(by_index))
+    if missing:
+        raise ValueError(f"Shards {', '.join(map(str, missing))} of {n} are missing; merge needs all {n} shards.")
+    shards = [by_index[i] for i in range(n)]
+    meta = stores[0].metadata
+    split = meta.get("split")
+    taken = np.zeros(n, dtype=np.int64)  # documents taken so far from each shard
+    total = meta["corpus_documents"]
+    for k0 in range(0, total, _BLOCK_DOCS):
+        ks = np.arange(k0, min(k0 + _BLOCK_DOCS, total))
+        if split:  # keep the documents of this part only, as prepare did
+            ks = ks[val_mask(ks, val_fraction=split["val_fraction"], seed=split["seed"]) == (split["part"] == "val")]
+        owners = ks % n
+        pieces: list[np.ndarray] = []
+        for s in owners.tolist():
+            if taken[s] >= shards[s].num_documents:
+                raise StoreError(f"{shards[s].path} has fewer documents ({shards[s].num_documents:,}) than its run's "
+                                 f"{total:,} documents give shard {s}; the shard is damaged. Prepare it again.")
+            pieces.append(shards[s].document(int(taken[s])))
+            taken[s] += 1
+        _write_documents(writer, pieces)
+    for s, store in enumerate(shards):
+        if taken[s] != store.num_documents:
+            raise StoreError(f"{store.path} has {store.num_documents:,} documents, but its run gives shard {s} "
+                             f"{int(taken[s]):,}; the shard is damaged. Prepare it again.")
+    return {k: v for k, v in meta.items() if k not in ("num_tokens", "num_documents")} | {"shard": None}
+
+
+def _write_documents(writer: StoreWriter, docs: list[np.ndarray]) -> None:
+    """Append whole documents in one write, separators between them (and before them if the store has any)."""
+    if not docs:
+        return
+    sep = writer.eot_id is not None
+    lengths = np.array([len(d) for d in docs], dtype=np.int64)
+    starts = np.zeros(len(docs), dtype=np.int64)
+    lead = 1 if sep and writer.num_documents else 0
+    starts[0] = lead
+    starts[1:] = lead + np.cumsum(lengths[:-1] + sep)
+    if sep:
+        eot = np.array([writer.eot_id], dtype=writer.dtype)
+        parts = [eot] * lead
+        for i, d in enumerate(docs):
+            if i:
+                parts.append(eot)
+            parts.append(d)
+    else:
+        parts = docs
+    writer.write_chunk(np.concatenate(parts).astype(writer.dtype, copy=False), starts)
+
+
+def _concatenate(writer: StoreWriter, stores: list[TokenStore]) -> dict[str, Any]:
+    for store in stores:
+        if store.num_documents == 0:
+            continue
+        if writer.num_documents and writer.eot_id is not None:
+            writer.write_chunk(np.array([writer.eot_id], dtype=writer.dtype), np.zeros(0, dtype=np.int64))
+        starts = np.asarray(store.doc_starts)
+        n = len(store)
+        for a in range(0, n, _BLOCK_TOKENS):
+            b = min(a + _BLOCK_TOKENS, n)
+            lo, hi = np.searchsorted(starts, [a, b])
+            writer.write_chunk(store.tokens[a:b], starts[lo:hi] - a)
+        tail = starts[np.searchsorted(starts, n):]  # empty last documents start at n
+        writer.write_chunk(np.zeros(0, dtype=writer.dtype), tail - n)
+    first = stores[0].metadata
+    return {k: v for k, v in first.items() if k not in ("num_tokens", "num_documents")} | {
+        "sources": [src for s in stores for src in s.metadata.get("sources", [])],
+        "corpus_documents": sum(s.metadata.get("corpus_documents", s.num_documents) for s in stores),
+        "shard": None,
+        "split": first.get("split") if all(s.metadata.get("split") == first.get("split") for s in stores) else None,
+    }
