@@ -146,7 +146,7 @@ class InputEmbedding(nn.Module):
         else:
             position_ids = as_id_tensor(
                 "position_ids", position_ids, limit=None, limit_name="", fix="Positions count from 0."
-            )
+            ).to(x.device)
             batch = token_ids.shape[0] if token_ids.dim() == 2 else None
             check_position_shape(position_ids, length, batch, what=f"token_ids of shape {tuple(token_ids.shape)}")
         if isinstance(self.position_embedding, SinusoidalPositionalEmbedding):

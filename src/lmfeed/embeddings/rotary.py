@@ -36,8 +36,8 @@ class RotaryEmbedding(nn.Module):
     """Rotary position embedding for queries and keys ``(B, H, T, head_dim)``.
 
     Angles are computed in float32 from integer positions, whatever the dtype of q and k, and the rotation
-    is done in float32 and cast back; so bfloat16 inputs (8 bits of mantissa: 256 and 257 are the same
-    bfloat16 number) still see every position distinctly.
+    is done in float32 (float64 for float64 inputs) and cast back; so bfloat16 inputs (8 bits of mantissa:
+    256 and 257 are the same bfloat16 number) still see every position distinctly.
 
     Past the longest length: angles are computed for the positions asked for on every call (no cache to
     outgrow), so any position works; a model trained on short sequences may still not generalise past them.
@@ -117,7 +117,7 @@ class RotaryEmbedding(nn.Module):
         if angles.dim() == 3:
             angles = angles.unsqueeze(1)  # (B, 1, T, d/2): the same positions for every head
         cos, sin = angles.cos(), angles.sin()
-        xf = x.to(torch.float32)
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16/fp16 -> float32; float64 stays
         if self.convention == "half":
             a, b = xf[..., : self.head_dim // 2], xf[..., self.head_dim // 2 :]
             out = torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1)
