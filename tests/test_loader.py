@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lmfeed import create_dataloader, get_tokenizer
-from lmfeed.sampler import WindowBatchSampler
+from lmfeed.sampler import WindowBatchSampler, WindowOrder
 from seed_reference import seed_dataloader
 
 
@@ -111,7 +111,7 @@ def test_ranks_share_one_global_order_disjointly(world_size, drop_last):
 def test_rank_shares_are_disjoint_and_complete(n, world_size, batch_size, drop_last, seed):
     shares = []
     for rank in range(world_size):
-        s = WindowBatchSampler(n, batch_size, shuffle=True, seed=seed, drop_last=drop_last, rank=rank,
+        s = WindowBatchSampler(WindowOrder(n, shuffle=True), batch_size, seed=seed, drop_last=drop_last, rank=rank,
                                world_size=world_size)
         shares.append(np.concatenate(list(s)) if len(s) else np.array([], dtype=np.int64))
         assert len(list(s)) == len(s)
@@ -264,3 +264,59 @@ def test_state_from_other_data_is_refused(short_text):
         b.load_state_dict(a.state_dict())
     with pytest.raises(ValueError, match="Not a lmfeed loader state"):
         b.load_state_dict({"epoch": 1})
+
+
+def _two_corpora(tmp_path):
+    from pydoc_data.topics import topics
+
+    a, b = tmp_path / "prose.txt", tmp_path / "code.txt"
+    a.write_text(topics["assignment"] + topics["if"], encoding="utf-8")
+    b.write_text(topics["for"], encoding="utf-8")
+    return a, b
+
+
+def test_weighted_sources_are_drawn_in_proportion_deterministically(tmp_path):
+    a, b = _two_corpora(tmp_path)
+    kwargs = dict(batch_size=8, max_length=4, stride=4, seed=2, num_samples=4000)
+    loader = create_dataloader({a: 0.7, b: 0.3}, **kwargs)
+    rows = np.concatenate(list(loader.batch_sampler))  # (source, window) per draw
+    assert rows.shape == (4000, 2)
+    share_a = float((rows[:, 0] == 0).mean())
+    assert abs(share_a - 0.7) < 0.03  # 4,000 draws: the standard error is 0.007
+    # a source is read without repeats until its windows are used up
+    sizes = [len(s) for s in loader.dataset.sources]
+    for k in (0, 1):
+        drawn = rows[rows[:, 0] == k, 1]
+        first_cycle = drawn[: sizes[k]]
+        assert len(set(first_cycle.tolist())) == len(first_cycle)
+    # the batches hold exactly those windows
+    first = next(iter(create_dataloader({a: 0.7, b: 0.3}, **kwargs)))[0]
+    for row, (k, w) in zip(first, rows[:8]):
+        assert torch.equal(row, loader.dataset.sources[k][w][0])
+    again = batches(create_dataloader({a: 0.7, b: 0.3}, **kwargs))
+    assert same(again, batches(create_dataloader({a: 0.7, b: 0.3}, **kwargs)))
+    assert not same(again, batches(create_dataloader({a: 0.7, b: 0.3}, **{**kwargs, "seed": 3})))
+
+
+def test_weighted_sources_resume_and_split_across_ranks(tmp_path):
+    a, b = _two_corpora(tmp_path)
+    kwargs = dict(batch_size=4, max_length=4, stride=4, seed=5, num_samples=600)
+    full = batches(create_dataloader({str(a): 1, str(b): 3}, **kwargs))
+    probe = create_dataloader({str(a): 1, str(b): 3}, **kwargs)
+    it = iter(probe)
+    for _ in range(37):
+        next(it)
+    resumed = create_dataloader({str(a): 1, str(b): 3}, **kwargs)
+    resumed.load_state_dict(probe.state_dict())
+    assert same(batches(resumed), full[37:])
+    ranks = [batches(create_dataloader({str(a): 1, str(b): 3}, **kwargs, rank=r, world_size=2)) for r in range(2)]
+    interleaved = [row for pair in zip(*(torch.cat([x[0] for x in r]) for r in ranks)) for row in pair]
+    assert all(torch.equal(p, q) for p, q in zip(interleaved, torch.cat([x[0] for x in full])))
+
+
+def test_bad_weights_are_clear_errors(tmp_path):
+    a, b = _two_corpora(tmp_path)
+    with pytest.raises(ValueError, match="weight of .*code.txt must be a positive number, but got 0"):
+        create_dataloader({a: 1.0, b: 0}, batch_size=2, max_length=4, stride=4)
+    with pytest.raises(TypeError, match="must be a number"):
+        create_dataloader({a: "lots"}, batch_size=2, max_length=4, stride=4)

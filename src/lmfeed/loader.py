@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from lmfeed._validate import as_choice, as_int
-from lmfeed.sampler import WindowBatchSampler
+from lmfeed.sampler import RandomOffsets, WindowBatchSampler, WindowOrder
 from lmfeed.tokenizer import ENDOFTEXT, resolve_tokenizer
 from lmfeed.windows import SlidingWindowDataset, WindowBatch, as_token_array, document_window_starts
 
@@ -254,7 +254,11 @@ def create_dataloader(
 
     Args:
         source: raw text (``str``); a ``pathlib.Path``/``os.PathLike`` to a UTF-8 text file or to a token store;
-            a :class:`~lmfeed.store.TokenStore`; or a sequence, numpy array or tensor of token ids.
+            a :class:`~lmfeed.store.TokenStore`; a sequence, numpy array or tensor of token ids; or a mapping of
+            sources (stores, store or file paths; ``str`` keys are paths here) to weights, e.g.
+            ``{"data/web": 0.7, "data/code": 0.3}``: each window is drawn from a source with probability
+            proportional to its weight (see :mod:`lmfeed.mixture`), ``num_samples`` per epoch (default: all
+            their windows).
         batch_size: windows per batch, B (per rank under ``torch.distributed``). Default 4, as the seed's.
         max_length: tokens per window, T. Default 256.
         stride: distance between window starts. Default 128 (half overlap); ``stride > max_length`` skips tokens.
@@ -267,7 +271,7 @@ def create_dataloader(
         seed: makes shuffling and random sampling reproducible and independent of the global RNG.
         sampling: ``"windows"`` (the sliding windows) or ``"random"`` (``num_samples`` windows at uniformly random
             token offsets per epoch, like nanoGPT's ``get_batch``).
-        num_samples: windows per epoch for ``sampling="random"``.
+        num_samples: windows per epoch for ``sampling="random"`` and for a mapping of sources.
         rank, world_size: this process's share; by default taken from an initialised ``torch.distributed``.
         respect_documents: windows never cross an end-of-text token (documents shorter than ``max_length + 1``
             tokens, separator included, give no window; see ``loader.dataset.dropped_tokens``).
@@ -295,37 +299,58 @@ def create_dataloader(
         seed = as_int("seed", seed, minimum=0)
     sampling = as_choice("sampling", sampling, ("windows", "random"))
     rank, world_size = _distributed_defaults(rank, world_size)
-    if world_size > 1 and shuffle and seed is None:
-        # every rank must draw the same order; their global RNGs need not agree, so use DistributedSampler's 0
-        logger.info("shuffle=True under torch.distributed without a seed: using seed=0 on every rank")
-        seed = 0
 
-    ids, info = load_token_ids(source, tokenizer=tokenizer)
-    starts = None
-    if respect_documents:
-        if info["eot_id"] is None:
-            raise ValueError("respect_documents=True needs documents separated by end-of-text; this store has none.")
-        starts, dropped = document_window_starts(ids, max_length, stride, eot_id=info["eot_id"],
-                                                 doc_starts=info["doc_starts"])
-    windows = SlidingWindowDataset(ids, max_length, stride, starts=starts, eot_id=info["eot_id"],
-                                   return_positions=return_positions, reopen=info["reopen"])
-    if respect_documents:
-        windows.dropped_tokens = dropped
-        logger.info("respect_documents: %s windows; %s tokens in documents too short for one window",
-                    f"{len(windows):,}", f"{dropped:,}")
+    def windows_of(one: Any) -> SlidingWindowDataset:
+        ids, info = load_token_ids(one, tokenizer=tokenizer)
+        starts, dropped = None, 0
+        if respect_documents:
+            if info["eot_id"] is None:
+                raise ValueError("respect_documents=True needs documents separated by end-of-text; this store has "
+                                 "none (it was prepared with --no-eot).")
+            starts, dropped = document_window_starts(ids, max_length, stride, eot_id=info["eot_id"],
+                                                     doc_starts=info["doc_starts"])
+        windows = SlidingWindowDataset(ids, max_length, stride, starts=starts, eot_id=info["eot_id"],
+                                       return_positions=return_positions, reopen=info["reopen"])
+        if respect_documents:
+            windows.dropped_tokens = dropped
+            logger.info("respect_documents: %s windows; %s tokens in documents too short for one window",
+                        f"{len(windows):,}", f"{dropped:,}")
+        return windows
 
-    if sampling == "random":
+    order: Any
+    if isinstance(source, Mapping):
+        from lmfeed.mixture import MixtureDataset, MixtureOrder, normalized_weights
+
+        if not source:
+            raise ValueError("The mapping of sources to weights is empty. Pass e.g. {Path('web'): 0.7, Path('code'): 0.3}.")
+        if sampling != "windows":
+            raise ValueError("sampling='random' is for one source; a mapping of sources already draws at random.")
+        names = [str(k) for k in source]
+        weights = normalized_weights(list(source.values()), names)
+        parts = [windows_of(Path(k) if isinstance(k, str) else k) for k in source]
+        dataset: Dataset = MixtureDataset(parts, names)
         if num_samples is None:
-            raise ValueError("sampling='random' needs num_samples, the windows per epoch (e.g. num_samples=10_000).")
+            num_samples = len(dataset)  # an epoch draws as many windows as all sources hold together
         num_samples = as_int("num_samples", num_samples, minimum=1)
-        dataset: Dataset = _OffsetDataset(windows, num_samples)
-        num_items, high = num_samples, windows.num_tokens - max_length
+        order = MixtureOrder([len(p) for p in parts], weights, num_samples, shuffle=bool(shuffle))
+        windows = parts[0]
     else:
-        dataset, num_items, high = windows, len(windows), 0
-
-    sampler = WindowBatchSampler(num_items, batch_size, shuffle=bool(shuffle) and sampling == "windows", seed=seed,
-                                 drop_last=bool(drop_last), rank=rank, world_size=world_size, sampling=sampling,
-                                 random_high=high)
+        windows = windows_of(source)
+        if sampling == "random":
+            if num_samples is None:
+                raise ValueError("sampling='random' needs num_samples, the windows per epoch (e.g. num_samples=10_000).")
+            num_samples = as_int("num_samples", num_samples, minimum=1)
+            dataset = _OffsetDataset(windows, num_samples)
+            order = RandomOffsets(num_samples, high=windows.num_tokens - max_length)
+        else:
+            dataset, order = windows, WindowOrder(len(windows), shuffle=bool(shuffle))
+    num_items = order.num_items
+    if world_size > 1 and order.needs_seed and seed is None:
+        # every rank must draw the same order; their global RNGs need not agree, so use DistributedSampler's 0
+        logger.info("a random order under torch.distributed without a seed: using seed=0 on every rank")
+        seed = 0
+    sampler = WindowBatchSampler(order, batch_size, seed=seed, drop_last=bool(drop_last), rank=rank,
+                                 world_size=world_size)
     if len(sampler) == 0:
         share = f" per rank ({world_size} ranks)" if world_size > 1 else ""
         raise ValueError(

@@ -25,13 +25,13 @@ so no rank waits forever in a collective.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["WindowBatchSampler", "epoch_seed_for", "shuffled_order"]
+__all__ = ["RandomOffsets", "WindowBatchSampler", "WindowOrder", "block_rng", "epoch_seed_for", "shuffled_order"]
 
 _BLOCK = 4096  # random offsets are drawn in blocks of this many positions
 
@@ -54,61 +54,95 @@ def shuffled_order(n: int, epoch_seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
-def random_offsets(epoch_seed: int, positions: np.ndarray, high: int, cache: dict[int, np.ndarray]) -> np.ndarray:
-    """Offsets in ``[0, high)`` for global ``positions``; block b of 4,096 draws is keyed by (epoch_seed, b)."""
-    blocks = positions // _BLOCK
-    out = np.empty(len(positions), dtype=np.int64)
-    for block in np.unique(blocks):
-        values = cache.get(int(block))
-        if values is None:
-            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([epoch_seed & (2**63 - 1), int(block)])))
-            values = rng.integers(0, high, size=_BLOCK, dtype=np.int64)
-            cache.clear()  # positions only move forward: keep one block
-            cache[int(block)] = values
-        mask = blocks == block
-        out[mask] = values[positions[mask] % _BLOCK]
-    return out
+class WindowOrder:
+    """Windows in order, or shuffled by ``shuffled_order(n, epoch_seed)``."""
+
+    def __init__(self, num_items: int, *, shuffle: bool) -> None:
+        self.num_items = num_items
+        self.needs_seed = shuffle
+
+    def for_epoch(self, epoch_seed: int | None) -> Callable[[np.ndarray], np.ndarray]:
+        n = self.num_items
+        if not self.needs_seed:
+            return lambda positions: positions % n
+        order = shuffled_order(n, epoch_seed).numpy()
+        return lambda positions: order[positions % n]
+
+
+class RandomOffsets:
+    """A uniformly random token offset in ``[0, high)`` per position, from a counter-based stream: block b of
+    4,096 draws is keyed by (epoch seed, b), so any position is computed without the ones before it."""
+
+    needs_seed = True
+
+    def __init__(self, num_samples: int, high: int) -> None:
+        self.num_items = num_samples
+        self.high = high
+
+    def for_epoch(self, epoch_seed: int | None) -> Callable[[np.ndarray], np.ndarray]:
+        cache: dict[int, np.ndarray] = {}
+
+        def offsets(positions: np.ndarray) -> np.ndarray:
+            blocks = positions // _BLOCK
+            out = np.empty(len(positions), dtype=np.int64)
+            for block in np.unique(blocks):
+                values = cache.get(int(block))
+                if values is None:
+                    values = block_rng(epoch_seed, int(block)).integers(0, self.high, size=_BLOCK, dtype=np.int64)
+                    cache.clear()  # positions only move forward: keep one block
+                    cache[int(block)] = values
+                mask = blocks == block
+                out[mask] = values[positions[mask] % _BLOCK]
+            return out
+
+        return offsets
+
+
+def block_rng(epoch_seed: int, block: int) -> np.random.Generator:
+    """The random stream of one block of positions: a function of (epoch seed, block) only."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([epoch_seed & (2**63 - 1), block])))
+
+
+class Order(Protocol):
+    num_items: int
+    needs_seed: bool
+
+    def for_epoch(self, epoch_seed: int | None) -> Callable[[np.ndarray], np.ndarray]: ...
 
 
 class WindowBatchSampler(Sampler[np.ndarray]):
-    """Yields this rank's batches of item indices (window indices, or token offsets for ``sampling="random"``).
+    """Yields this rank's batches of items (window indices, token offsets, or (source, window) rows).
 
     The loader owns the resume counters (it knows which batches were *delivered*, workers prefetch ahead); before
     each pass it sets ``epoch``, ``position`` (global positions already consumed in this epoch) and
     ``epoch_seed`` (``None``: derive or draw it when the pass starts).
 
     Args:
-        num_items: windows in the dataset, or ``num_samples`` for random offsets.
+        order: maps global positions to items for an epoch (:class:`WindowOrder`, :class:`RandomOffsets`, or
+            :class:`lmfeed.mixture.MixtureOrder`).
         batch_size: items per batch on this rank.
-        shuffle: shuffle windows each epoch.
         seed: see the module notes; ``None`` follows torch's global RNG.
         drop_last: drop the last incomplete batch and the tail that does not divide among ranks.
         rank, world_size: this process's share.
-        sampling: ``"windows"`` or ``"random"`` (offsets in ``[0, random_high)``).
     """
 
     def __init__(
         self,
-        num_items: int,
+        order: Order,
         batch_size: int,
         *,
-        shuffle: bool,
         seed: int | None,
         drop_last: bool,
         rank: int = 0,
         world_size: int = 1,
-        sampling: Literal["windows", "random"] = "windows",
-        random_high: int = 0,
     ) -> None:
-        self.num_items = num_items
+        self.order = order
+        self.num_items = order.num_items
         self.batch_size = batch_size
-        self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
         self.rank = rank
         self.world_size = world_size
-        self.sampling = sampling
-        self.random_high = random_high
         self.epoch = 0
         self.position = 0
         self.epoch_seed: int | None = None
@@ -139,25 +173,16 @@ class WindowBatchSampler(Sampler[np.ndarray]):
 
     def resolve_epoch_seed(self) -> int | None:
         """The seed of the current epoch's order: derived from (seed, epoch), or drawn like RandomSampler."""
-        if self.epoch_seed is None and (self.shuffle or self.sampling == "random"):
+        if self.epoch_seed is None and self.order.needs_seed:
             self.epoch_seed = draw_epoch_seed() if self.seed is None else epoch_seed_for(self.seed, self.epoch)
         return self.epoch_seed
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        epoch_seed = self.resolve_epoch_seed()
-        n, w, b = self.num_items, self.world_size, self.batch_size
-        order = shuffled_order(n, epoch_seed).numpy() if self.shuffle and self.sampling == "windows" else None
-        cache: dict[int, np.ndarray] = {}
+        items_at = self.order.for_epoch(self.resolve_epoch_seed())
+        w, b = self.world_size, self.batch_size
         first = self.position + self.rank
         items = self.items_from(self.position)
         for k in range(self.batches_from(self.position)):
             i0 = k * b
-            count = min(b, items - i0)
-            positions = first + w * np.arange(i0, i0 + count, dtype=np.int64)
-            if self.sampling == "random":
-                batch = random_offsets(epoch_seed, positions, self.random_high, cache)
-            else:
-                batch = positions % n
-                if order is not None:
-                    batch = order[batch]
-            yield batch  # a numpy array: DataLoader hands it to the dataset's __getitems__ as it is
+            positions = first + w * np.arange(i0, min(i0 + b, items), dtype=np.int64)
+            yield items_at(positions)  # numpy: DataLoader hands it to the dataset's __getitems__ as it is
