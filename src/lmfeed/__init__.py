@@ -34,6 +34,7 @@ _EXPORTS = {
     "SlidingWindowDataset": "lmfeed.windows",
     "WindowLoader": "lmfeed.loader",
     "create_dataloader": "lmfeed.loader",
+    "create_train_val_loaders": "lmfeed.loader",
     "TokenEmbedding": "lmfeed.embeddings",
     "LearnedPositionalEmbedding": "lmfeed.embeddings",
     "SinusoidalPositionalEmbedding": "lmfeed.embeddings",
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
         SinusoidalPositionalEmbedding,
         TokenEmbedding,
     )
-    from lmfeed.loader import WindowLoader, create_dataloader
+    from lmfeed.loader import WindowLoader, create_dataloader, create_train_val_loaders
     from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
     from lmfeed.windows import SlidingWindowDataset
 

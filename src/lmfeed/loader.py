@@ -27,7 +27,7 @@ from lmfeed.sampler import RandomOffsets, WindowBatchSampler, WindowOrder
 from lmfeed.tokenizer import ENDOFTEXT, resolve_tokenizer
 from lmfeed.windows import SlidingWindowDataset, WindowBatch, as_token_array, document_window_starts
 
-__all__ = ["WindowLoader", "create_dataloader", "load_token_ids"]
+__all__ = ["WindowLoader", "create_dataloader", "create_train_val_loaders", "load_token_ids"]
 
 logger = logging.getLogger(__name__)
 
@@ -360,3 +360,45 @@ def create_dataloader(
         )
     return WindowLoader(dataset, sampler, num_workers=num_workers, pin_memory=pin_memory,
                         persistent_workers=persistent_workers)
+
+
+def create_train_val_loaders(
+    split: str | os.PathLike[str],
+    batch_size: int = 4,
+    max_length: int = 256,
+    stride: int = 128,
+    *,
+    seed: int | None = None,
+    val_batch_size: int | None = None,
+    num_workers: int = 0,
+    **options: Any,
+) -> tuple[WindowLoader, WindowLoader]:
+    """A shuffled training loader and a fixed-order validation loader from a split made by ``prepare``.
+
+    Args:
+        split: the directory ``lmfeed prepare --val-fraction F -o DIR`` wrote (it holds ``train/`` and ``val/``).
+        batch_size, max_length, stride, seed, num_workers: as in :func:`create_dataloader`, for training.
+        val_batch_size: the validation batch size (default: ``batch_size``).
+        options: further :func:`create_dataloader` options for both (``rank``, ``world_size``,
+            ``respect_documents``, ``return_positions``, ``pin_memory``, ...).
+
+    Returns:
+        ``(train, val)``. ``train`` shuffles with ``drop_last=True``; ``val`` keeps its windows in order and
+        keeps the last short batch (``shuffle=False, drop_last=False``), so every evaluation sees the same batches.
+
+    Example:
+        >>> train, val = create_train_val_loaders("corpus.split", batch_size=8, max_length=256, seed=0)  # doctest: +SKIP
+    """
+    from lmfeed.store import is_split_dir
+
+    root = Path(split)
+    if not is_split_dir(root):
+        raise ValueError(
+            f"{str(root)!r} is not a train/validation split (no split.json). "
+            f"Make one with `lmfeed prepare INPUT --val-fraction 0.1 -o {root}`."
+        )
+    train = create_dataloader(root / "train", batch_size, max_length, stride, True, True, num_workers, seed=seed,
+                              **options)
+    val = create_dataloader(root / "val", val_batch_size or batch_size, max_length, stride, False, False,
+                            num_workers, seed=seed, **options)
+    return train, val
