@@ -264,3 +264,18 @@ def test_bad_options(tmp_path, kwargs, match):
     (tmp_path / "a.txt").write_text("one")
     with pytest.raises(ValueError, match=match):
         prepare([tmp_path / "a.txt"], tmp_path / "s", **kwargs)
+
+
+def test_create_dataloader_from_store_path_equals_from_text(tmp_path, docs):
+    import torch
+
+    from lmfeed.loader import create_dataloader
+
+    store = prepare(write_docs(tmp_path / "in", docs[:6]), tmp_path / "s", workers=2)
+    text = ENDOFTEXT.join(docs[:6])
+    for kwargs in ({"shuffle": False}, {"shuffle": True, "seed": 5}):
+        from_store = list(create_dataloader(store.path, batch_size=4, max_length=16, stride=8, **kwargs))
+        from_text = list(create_dataloader(text, batch_size=4, max_length=16, stride=8, **kwargs))
+        assert len(from_store) == len(from_text) > 10
+        for (x1, y1), (x2, y2) in zip(from_store, from_text):
+            assert torch.equal(x1, x2) and torch.equal(y1, y2) and x1.dtype == torch.int64
