@@ -34,6 +34,7 @@ from torch.utils.data import Sampler
 __all__ = ["RandomOffsets", "WindowBatchSampler", "WindowOrder", "block_rng", "epoch_seed_for", "shuffled_order"]
 
 _BLOCK = 4096  # random offsets are drawn in blocks of this many positions
+_CHUNK_ITEMS = 8192  # positions mapped to items per numpy call
 
 
 def epoch_seed_for(seed: int, epoch: int) -> int:
@@ -181,8 +182,11 @@ class WindowBatchSampler(Sampler[np.ndarray]):
         items_at = self.order.for_epoch(self.resolve_epoch_seed())
         w, b = self.world_size, self.batch_size
         first = self.position + self.rank
-        items = self.items_from(self.position)
-        for k in range(self.batches_from(self.position)):
-            i0 = k * b
-            positions = first + w * np.arange(i0, min(i0 + b, items), dtype=np.int64)
-            yield items_at(positions)  # numpy: DataLoader hands it to the dataset's __getitems__ as it is
+        batches = self.batches_from(self.position)
+        items = min(self.items_from(self.position), batches * b)  # without the dropped short batch
+        per_chunk = max(1, _CHUNK_ITEMS // b)  # map many batches' positions at once: numpy calls amortised
+        for k0 in range(0, batches, per_chunk):
+            i0, i1 = k0 * b, min((k0 + per_chunk) * b, items)
+            chunk = items_at(first + w * np.arange(i0, i1, dtype=np.int64))
+            for j in range(0, i1 - i0, b):
+                yield chunk[j : j + b]  # numpy: DataLoader hands it to the dataset's __getitems__ as it is

@@ -105,15 +105,13 @@ def as_token_array(token_ids: Any, *, name: str = "token_ids") -> np.ndarray:
     return array
 
 
-class WindowBatch(list):
-    """A batch from :meth:`SlidingWindowDataset.__getitems__`: a list of ``(input, target)`` pairs, as
-    ``torch.utils.data`` expects, that also carries the stacked tensors, so lmfeed's collate takes them as they are
-    (no per-sample stacking). Any other collate function sees an ordinary list of pairs.
+class WindowBatch(Sequence):
+    """A batch from :meth:`SlidingWindowDataset.__getitems__`: the stacked tensors, which lmfeed's collate takes as
+    they are, seen by any other collate function as the usual sequence of ``(input, target)`` pairs (built only
+    when asked for, so the fast path pays nothing for them).
     """
 
     def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, position_ids: torch.Tensor | None = None):
-        pairs = zip(inputs, targets) if position_ids is None else zip(inputs, targets, position_ids)
-        super().__init__(pairs)
         self.inputs = inputs
         self.targets = targets
         self.position_ids = position_ids
@@ -122,6 +120,14 @@ class WindowBatch(list):
         if self.position_ids is None:
             return self.inputs, self.targets
         return self.inputs, self.targets, self.position_ids
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, i):  # noqa: ANN001, ANN204 - Sequence protocol: an int or a slice
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return tuple(t[i] for t in self.tensors())
 
 
 class SlidingWindowDataset(Dataset):
