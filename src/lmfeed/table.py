@@ -9,12 +9,13 @@ The seed draws a batch as samples of tokens; this draws the real one, aligned so
                   ·HAD   ·always  ·thought      ·Jack
 
 Whitespace is made visible (``·`` space, ``↵`` newline, ``→`` tab); a piece that is part of a multi-byte character
-shows its bytes as ``\\xNN``. Wide batches wrap into blocks that fit the terminal width.
+shows its bytes as ``\\xNN``. Wide batches wrap into blocks that fit the terminal width, or are cut with a note.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import tiktoken
 
@@ -44,6 +45,7 @@ def format_batch(
     *,
     width: int = 80,
     max_samples: int | None = None,
+    overflow: Literal["wrap", "truncate"] = "wrap",
 ) -> str:
     """The batch ``(B, T)`` as text blocks no wider than ``width`` columns.
 
@@ -52,12 +54,18 @@ def format_batch(
         enc: the tokenizer that decodes them.
         width: terminal columns (default 80); wider batches wrap, each part headed by its positions.
         max_samples: show at most this many samples, then a line saying how many were left out.
+        overflow: what to do with positions that do not fit in ``width``: ``"wrap"`` (default) continues them in
+            further blocks; ``"truncate"`` shows only the first block of each sample and ends with a note saying
+            how many positions were left out.
     """
+    if overflow not in ("wrap", "truncate"):
+        raise ValueError(f"Unknown overflow {overflow!r}. Choose one of: 'wrap', 'truncate'.")
     rows_in = [list(map(int, row)) for row in inputs]
     rows_out = [list(map(int, row)) for row in targets]
     shown = len(rows_in) if max_samples is None else min(max_samples, len(rows_in))
     label = 10  # "  target  " column
     lines: list[str] = []
+    kept: list[int] = []  # truncate: positions each shown sample kept
     for b in range(shown):
         cells = []
         for j, (x, y) in enumerate(zip(rows_in[b], rows_out[b])):
@@ -75,9 +83,16 @@ def format_batch(
                 line = head.ljust(label) + "".join(c[r].rjust(w) for w, c in part)
                 lines.append(line.rstrip()[: max(width, label + part[0][0])])
             start = stop
+            if overflow == "truncate":
+                kept.append(stop)
+                break
         lines.append("")
     if shown < len(rows_in):
         lines.append(f"... {len(rows_in) - shown} more samples not shown")
     else:
         lines.pop()
+    length = len(rows_in[0]) if rows_in else 0
+    if kept and min(kept) < length:
+        first = f"{min(kept)}" if min(kept) == max(kept) else f"{min(kept)} to {max(kept)}"
+        lines.append(f"... cut to fit {width} columns: each sample shows its first {first} of {length} positions")
     return "\n".join(lines)

@@ -15,6 +15,9 @@ import click
 # command name -> module under lmfeed.cli that defines a click command of that name
 _COMMANDS = {
     "demo": "demo",
+    "batch": "batch",
+    "embed": "embed",
+    "plot": "plot",
     "prepare": "prepare",
     "info": "info",
     "merge": "merge",

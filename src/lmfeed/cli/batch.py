@@ -1,0 +1,96 @@
+"""``lmfeed batch``: one batch of the loader, drawn as the seed draws it, or as JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command(name="batch")
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("--batch-size", default=8, show_default=True, help="Windows per batch (B).")
+@click.option("--max-length", default=4, show_default=True, help="Tokens per window (T).")
+@click.option("--stride", default=4, show_default=True, help="Distance between window starts.")
+@click.option("--shuffle/--no-shuffle", default=False, show_default=True, help="Shuffle the windows, as in training.")
+@click.option("--seed", type=int, default=None, help="Seed for --shuffle (default: torch's global RNG, as DataLoader).")
+@click.option("--index", "index", default=0, show_default=True,
+              help="Which batch, counting from 0; negative counts from the end (-1 is the last).")
+@click.option("--samples", type=int, default=None, help="Show at most this many samples (default: all).")
+@click.option("--width", default=80, show_default=True, help="Terminal columns for the table.")
+@click.option("--truncate", is_flag=True, help="Cut each sample at --width columns (with a note) instead of wrapping.")
+@click.option("--json", "as_json", is_flag=True, help="Print the batch as JSON (ids and pieces) for scripts.")
+def command(source: Path | None, batch_size: int, max_length: int, stride: int, shuffle: bool, seed: int | None,
+            index: int, samples: int | None, width: int, truncate: bool, as_json: bool) -> None:
+    """Print batch INDEX of create_dataloader(SOURCE, ...): each sample's input row over its target row.
+
+    Each token shows its id and its decoded piece (· space, ↵ newline, → tab); the target row is the input row
+    shifted by one token. SOURCE is a UTF-8 text file or a token store made by `lmfeed prepare`; with no SOURCE,
+    the Python language reference that ships with every Python, its topics joined by <|endoftext|>.
+
+    \b
+    Example:
+        lmfeed batch
+        lmfeed batch the-verdict.txt --max-length 8 --index 2
+        lmfeed batch corpus.store --shuffle --seed 0 --json | jq '.inputs[0]'
+    """
+    import itertools
+
+    from lmfeed._validate import as_int
+    from lmfeed.loader import create_dataloader
+    from lmfeed.table import format_batch
+    from lmfeed.tokenizer import get_tokenizer
+
+    width = as_int("width", width, minimum=40)
+    if samples is not None:
+        samples = as_int("samples", samples)
+    if seed is not None and not shuffle:
+        raise click.UsageError("--seed orders a shuffle; pass --shuffle with it.")
+    source_arg, name, enc = _source(source)
+    if enc is None:
+        enc = get_tokenizer("gpt2")
+    loader = create_dataloader(source_arg, batch_size=batch_size, max_length=max_length, stride=stride,
+                               shuffle=shuffle, seed=seed)
+    num_batches = len(loader)
+    k = index + num_batches if index < 0 else index
+    if not 0 <= k < num_batches:
+        raise ValueError(
+            f"--index {index} does not exist: max_length={max_length}, stride={stride}, batch_size={batch_size} give "
+            f"{num_batches:,} batches (0 to {num_batches - 1:,}, or -1 for the last). Pass a smaller --index."
+        )
+    inputs, targets = next(itertools.islice(iter(loader), k, None))[:2]
+
+    if as_json:
+        def pieces(rows: list[list[int]]) -> list[list[str]]:
+            return [[enc.decode_single_token_bytes(t).decode("utf-8", errors="backslashreplace") for t in row]
+                    for row in rows]
+
+        x, y = inputs.tolist(), targets.tolist()
+        click.echo(json.dumps({
+            "source": name, "index": k, "num_batches": num_batches, "batch_size": batch_size,
+            "max_length": max_length, "stride": stride, "shuffle": shuffle, "seed": seed,
+            "inputs": x, "targets": y, "input_pieces": pieces(x), "target_pieces": pieces(y),
+        }, ensure_ascii=False))
+        return
+    order = f"shuffled (seed {seed})" if shuffle and seed is not None else "shuffled" if shuffle else "in order"
+    click.echo(f"batch {k:,} of batches 0 to {num_batches - 1:,} ({order}) from {name}")
+    click.echo(f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)}, int64; "
+               "target[t] = input[t + 1]: the token to predict\n")
+    click.echo(format_batch(inputs, targets, enc, width=width, max_samples=samples,
+                            overflow="truncate" if truncate else "wrap"))
+
+
+def _source(source: Path | None) -> tuple[object, str, object]:
+    """What to hand to create_dataloader, a name for it, and the tokenizer that decodes it (None: GPT-2)."""
+    if source is None:
+        from lmfeed.sources import DEFAULT_CORPUS_NAME, python_reference
+        from lmfeed.tokenizer import ENDOFTEXT
+
+        return ENDOFTEXT.join(python_reference()), DEFAULT_CORPUS_NAME, None
+    if source.is_dir():
+        from lmfeed.store import TokenStore
+
+        store = TokenStore.open(source)
+        return store, f"{source} (token store, {store.num_documents:,} documents)", store.tokenizer
+    return source, str(source), None  # a text file: create_dataloader reads it and names it in its errors
