@@ -184,7 +184,8 @@ def plot_positional_embeddings(learned: Any, sinusoidal: Any, path: str | os.Pat
     for ax, (name, table) in zip(axes, (("learned (random at init)", learned), ("sinusoidal (fixed)", sinusoidal))):
         values = _as_array(table)
         limit = float(np.abs(values).max()) or 1.0
-        image = ax.imshow(values, aspect="auto", cmap=_DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+        # antialiased: a table wider than the panel is averaged down, not sampled into moire stripes
+        image = ax.imshow(values, aspect="auto", cmap=_DIVERGING, vmin=-limit, vmax=limit, interpolation="antialiased")
         ax.set_title(name)
         ax.set_xlabel("embedding dimension (index)")
         fig.colorbar(image, ax=ax, shrink=0.9, label="value")
@@ -280,7 +281,8 @@ def plot_batch_embeddings(
     fig, ax = _figure(plt)
     limit = float(np.abs(rows).max()) or 1.0
     image = ax.imshow(rows, aspect="auto", cmap=_DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
-    labels = [f"sample {i}, pos {j}: {visible_piece(enc, ids[i, j], max_chars=12)}" for i in range(shown_b) for j in range(t)]
+    labels = [f"sample {i}, pos {j}: '{visible_piece(enc, ids[i, j], max_chars=12)}'"
+              for i in range(shown_b) for j in range(t)]
     ax.set_yticks(range(len(labels)), labels, fontsize=7 if len(labels) > 24 else 8)
     for i in range(1, shown_b):
         ax.axhline(i * t - 0.5, color="black", linewidth=1.0)

@@ -19,8 +19,11 @@ POSITIONAL_CHOICES = ["learned", "sinusoidal", "none", "rope", "alibi", "t5"]
 @click.option("--positional", type=click.Choice(POSITIONAL_CHOICES), default="learned", show_default=True,
               help="Position scheme: absolute (learned, sinusoidal) or relative, in attention (rope, alibi, t5).")
 @click.option("--num-heads", default=4, show_default=True, help="Attention heads, for rope, alibi and t5.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lmfeed-demo"),
+              show_default=True, help="Directory for the demo's pictures (PNG).")
+@click.option("--no-plots", is_flag=True, help="Do not write pictures.")
 def command(source: Path | None, batch_size: int, max_length: int, stride: int, embed_dim: int, seed: int,
-            positional: str, num_heads: int) -> None:
+            positional: str, num_heads: int, out_dir: Path, no_plots: bool) -> None:
     """Run the seed's pipeline: tokens, sliding windows, one batch, token + position embeddings.
 
     With no SOURCE it uses the Python language reference that ships with every Python (pydoc_data.topics);
@@ -102,6 +105,28 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         echo(f"   = input embedding       {_values(x[0, 0])}")
     echo("\n5. the position scheme")
     echo("   " + describe_positional(positional, num_heads=num_heads, length=min(max_length, 4)).replace("\n", "\n   "))
+    if not no_plots:
+        _pictures(out_dir, inputs, x, embedding, enc, seed, text if source is not None and source.is_dir() else None)
+
+
+def _pictures(out_dir: Path, inputs, x, embedding, enc, seed: int, store) -> None:  # noqa: ANN001
+    """Section 6: the batch, the position tables and the token table as PNGs (only if matplotlib is installed)."""
+    click.echo(f"\n6. pictures in {out_dir}/")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        click.echo("   (none: pictures need matplotlib; pip install 'lmfeed[plot]')")
+        return
+    from lmfeed.plots import plot_batch_embeddings, write_embedding_plots, write_store_plots
+
+    paths = [plot_batch_embeddings(inputs, x, enc, out_dir / "batch-embeddings.png")]
+    # position tables of 128 x at most 64 dims (wider ones blur at 800 pixels); the PCA uses the demo's token table
+    paths += write_embedding_plots(out_dir, embed_dim=min(embedding.embed_dim, 64), seed=seed,
+                                   token_table=embedding.token_embedding.weight)
+    if store is not None:
+        paths += write_store_plots(store, out_dir)
+    for path in paths:
+        click.echo(f"   {path}")
 
 
 def _shape(t) -> str:  # noqa: ANN001
