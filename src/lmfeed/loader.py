@@ -183,11 +183,12 @@ def _distributed_defaults(rank: int | None, world_size: int | None) -> tuple[int
     return rank, world_size
 
 
-def load_token_ids(source: Any, *, tokenizer: Any = "gpt2") -> tuple[np.ndarray, dict[str, Any]]:
+def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
     """The 1-D token stream of ``source`` and what is known about it (``eot_id``, ``doc_starts``, ``reopen``).
 
     ``source``: raw text (``str``), a text file path, a token store or its directory, or integer ids.
     Raw text and text files are one text encoded with ``allowed_special={"<|endoftext|>"}``, as the seed does.
+    For ids, the tokenizer is built only when ``need_eot`` asks for its end-of-text id.
     """
     from lmfeed.store import TokenStore
 
@@ -214,7 +215,7 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2") -> tuple[np.ndarray,
     if isinstance(source, bytes):
         raise TypeError("source is bytes; decode it first (data.decode('utf-8')) or pass a file path.")
     ids = as_token_array(source, name="source")
-    eot = resolve_tokenizer(tokenizer).eot_token
+    eot = resolve_tokenizer(tokenizer).eot_token if need_eot else None
     return ids, {"eot_id": eot, "doc_starts": None, "reopen": None}
 
 
@@ -301,7 +302,7 @@ def create_dataloader(
     rank, world_size = _distributed_defaults(rank, world_size)
 
     def windows_of(one: Any) -> SlidingWindowDataset:
-        ids, info = load_token_ids(one, tokenizer=tokenizer)
+        ids, info = load_token_ids(one, tokenizer=tokenizer, need_eot=respect_documents or return_positions)
         starts, dropped = None, 0
         if respect_documents:
             if info["eot_id"] is None:
