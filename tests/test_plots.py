@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 import subprocess
 import sys
 
@@ -138,6 +139,9 @@ def test_every_figure_is_an_800_by_500_png_written_whole(tmp_path, store):
     for path in paths:
         assert png_size(path) == (WIDTH, HEIGHT), path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temporary files left
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {p.stat().st_mode & 0o777 for p in paths} == {0o666 & ~umask}  # readable as any file, not 0600
     assert matplotlib.get_backend().lower() == "agg"
 
 

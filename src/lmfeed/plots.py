@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,9 +154,10 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".png.tmp", dir=target.parent)
+    # not mkstemp: its files are private (0600); a picture gets the usual permissions the umask gives
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             fig.savefig(f, format="png", dpi=DPI)  # no bbox_inches="tight": the pixel size stays FIGSIZE * DPI
         os.replace(tmp, target)
     except BaseException:
