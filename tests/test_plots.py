@@ -201,3 +201,23 @@ def test_demo_writes_its_pictures_and_says_where(tmp_path, monkeypatch):
     result = runner.invoke(main, ["demo", "--embed-dim", "16", "--no-plots", "--out", "other"], catch_exceptions=False)
     assert result.exit_code == 0 and "6. pictures" not in result.output
     assert not (tmp_path / "other").exists()
+
+
+def test_demo_on_a_store_adds_the_store_pictures(tmp_path, store):
+    result = CliRunner().invoke(main, ["demo", str(store.path), "--embed-dim", "16", "--out", str(tmp_path)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "batch-embeddings.png", "document-lengths.png", "position-similarity.png", "positional-embeddings.png",
+        "token-embeddings-pca.png", "top-tokens.png"]
+
+
+def test_without_matplotlib_demo_says_how_to_get_it_and_plot_fails_cleanly(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    runner = CliRunner()
+    result = runner.invoke(main, ["demo", "--embed-dim", "16", "--out", str(tmp_path / "d")], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert result.output.rstrip().splitlines()[-1] == "   (none: pictures need matplotlib; pip install 'lmfeed[plot]')"
+    result = runner.invoke(main, ["plot", "--out", str(tmp_path / "p")])
+    assert result.exit_code == 1 and result.output == "Error: Pictures need matplotlib: pip install 'lmfeed[plot]'\n"
+    assert not (tmp_path / "d").exists() and not (tmp_path / "p").exists()

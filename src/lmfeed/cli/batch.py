@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 
-@click.command(name="batch")
+@click.command(name="batch", short_help="Show batch K: each input row over its target row.")
 @click.argument("source", required=False, type=click.Path(path_type=Path))
 @click.option("--batch-size", default=8, show_default=True, help="Windows per batch (B).")
 @click.option("--max-length", default=4, show_default=True, help="Tokens per window (T).")

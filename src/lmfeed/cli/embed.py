@@ -8,7 +8,7 @@ import sys
 import click
 
 
-@click.command(name="embed")
+@click.command(name="embed", short_help="Show a text's token + position embeddings.")
 @click.argument("text")
 @click.option("--embed-dim", default=256, show_default=True, help="Embedding dimension (D).")
 @click.option("--context-length", default=1024, show_default=True, help="Longest sequence; the learned table's size.")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 
-@click.command(name="plot")
+@click.command(name="plot", short_help="Write PNG pictures of positions, tokens, a store.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lmfeed-plots"),
               show_default=True, help="Directory for the PNG files (created if missing).")
 @click.option("--store", type=click.Path(path_type=Path), default=None,
