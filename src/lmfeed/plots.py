@@ -69,12 +69,17 @@ _DIVERGING = "RdBu_r"  # blue negative, white 0, red positive
 
 # ---- the numbers behind the pictures ----------------------------------------------------------------------------
 
+def _as_array(t: Any) -> np.ndarray:
+    """A tensor or array as float64 numpy (tensors detached and moved to the CPU)."""
+    return np.asarray(t.detach().cpu() if hasattr(t, "detach") else t, dtype=np.float64)
+
+
 def cosine_similarity_matrix(table: torch.Tensor | np.ndarray) -> np.ndarray:
     """``(T, D)`` vectors -> ``(T, T)`` float64 cosine similarities; entry ``[i, j]`` compares rows i and j.
 
     A zero row has similarity 0 with everything (itself included) rather than NaN.
     """
-    x = np.asarray(table.detach().cpu() if hasattr(table, "detach") else table, dtype=np.float64)
+    x = _as_array(table)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
     return unit @ unit.T
@@ -88,7 +93,7 @@ def pca_2d(points: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         variance each component carries. The sign of each component is fixed so that its largest loading is
         positive, which makes the picture the same on every run.
     """
-    x = np.asarray(points.detach().cpu() if hasattr(points, "detach") else points, dtype=np.float64)
+    x = _as_array(points)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
         raise ValueError(f"pca_2d needs (N, D) points with N >= 2 and D >= 2, but got shape {x.shape}.")
     centred = x - x.mean(axis=0)
@@ -169,16 +174,15 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def _as_array(t: Any) -> np.ndarray:
-    return np.asarray(t.detach().cpu() if hasattr(t, "detach") else t, dtype=np.float64)
-
-
 def plot_positional_embeddings(learned: Any, sinusoidal: Any, path: str | os.PathLike[str]) -> Path:
     """Two heat maps, position (rows) x dimension (columns): a learned table at init beside the sinusoidal one.
 
     Args:
         learned, sinusoidal: ``(T, D)`` tables (tensors or arrays), e.g. 128 positions x 64 dimensions.
         path: the PNG to write (800 x 500 pixels).
+
+    Returns:
+        ``path`` as a ``Path``, once the file is whole (every ``plot_*`` function returns the path it wrote).
     """
     plt = _pyplot()
     fig, axes = _figure(plt, 2)
