@@ -9,8 +9,8 @@ def run(*args):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def test_demo_runs_the_seeds_pipeline_on_the_default_corpus():
-    result = run("demo")
+def test_demo_runs_the_seeds_pipeline_on_the_default_corpus(tmp_path):
+    result = run("demo", "--out", str(tmp_path / "pictures"))
     assert result.exit_code == 0, result.output
     out = result.output
     assert re.search(r"corpus +\d+ documents, [\d,]+ characters", out)
@@ -20,6 +20,8 @@ def test_demo_runs_the_seeds_pipeline_on_the_default_corpus():
     block = out[out.index("sample 0"):]
     ids = [list(map(int, re.findall(r"\d+", line))) for line in block.splitlines()[1:4:2]]
     assert ids[1][:-1] == ids[0][1:]
+    pictures = sorted((tmp_path / "pictures").glob("*.png"))
+    assert pictures and all(str(p) in out for p in pictures)
 
 
 def test_demo_on_a_text_file_and_a_relative_scheme(tmp_path):
@@ -27,7 +29,7 @@ def test_demo_on_a_text_file_and_a_relative_scheme(tmp_path):
 
     path = tmp_path / "t.txt"
     path.write_text(topics["if"], encoding="utf-8")
-    result = run("demo", str(path), "--positional", "alibi", "--embed-dim", "32", "--num-heads", "4")
+    result = run("demo", str(path), "--positional", "alibi", "--embed-dim", "32", "--num-heads", "4", "--no-plots")
     assert result.exit_code == 0, result.output
     assert "CausalSelfAttention(32, 4, positional='alibi')(x)" in result.output
     assert "slopes (4 heads): 0.25, 0.0625, 0.015625, 0.00390625" in result.output
@@ -38,7 +40,7 @@ def test_demo_errors_are_one_line_without_traceback(tmp_path):
     result = runner.invoke(main, ["demo", str(tmp_path / "missing.txt")])
     assert result.exit_code == 1
     assert result.output.startswith("Error: No such file") and "Traceback" not in result.output
-    result = runner.invoke(main, ["demo", "--max-length", "0"])
+    result = runner.invoke(main, ["demo", "--max-length", "0", "--no-plots"])
     assert result.exit_code == 1 and "Error: max_length must be at least 1, but got 0" in result.output
     short = tmp_path / "short.txt"
     short.write_text("Hello world", encoding="utf-8")
