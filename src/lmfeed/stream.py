@@ -1,0 +1,67 @@
+"""One token stream from any source: text, a text file, a token store, or ids.
+
+``load_token_ids(source)`` returns the 1-D ids (a numpy array or a read-only memory map, never copied for a store
+or an array) and what is known about them: the end-of-text id, a store's document index, and a way to reopen a
+memory map (in a DataLoader worker, or to drop its resident pages during a long epoch).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lmfeed.tokenizer import ENDOFTEXT, resolve_tokenizer
+from lmfeed.windows import as_token_array
+
+__all__ = ["load_token_ids"]
+
+
+def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+    """The 1-D token stream of ``source`` and what is known about it (``eot_id``, ``doc_starts``, ``reopen``).
+
+    ``source``: raw text (``str``), a text file path, a token store or its directory, or integer ids.
+    Raw text and text files are one text encoded with ``allowed_special={"<|endoftext|>"}``, as the seed does.
+    For ids, the tokenizer is built only when ``need_eot`` asks for its end-of-text id.
+    """
+    from lmfeed.store import TokenStore
+
+    if isinstance(source, os.PathLike):
+        path = Path(source)
+        if path.is_dir():
+            source = TokenStore.open(path)
+        else:
+            from lmfeed.sources import read_text
+
+            source = read_text(path)
+    if isinstance(source, TokenStore):
+        store = source
+        return store.tokens, {
+            "eot_id": store.eot_id,
+            "doc_starts": store.doc_starts,
+            "reopen": _StoreReopener(store.path),
+            "tokenizer": None,
+        }
+    if isinstance(source, str):
+        enc = resolve_tokenizer(tokenizer)
+        ids = enc.encode(source, allowed_special={ENDOFTEXT})
+        return as_token_array(ids), {"eot_id": enc.eot_token, "doc_starts": None, "reopen": None}
+    if isinstance(source, bytes):
+        raise TypeError("source is bytes; decode it first (data.decode('utf-8')) or pass a file path.")
+    ids = as_token_array(source, name="source")
+    eot = resolve_tokenizer(tokenizer).eot_token if need_eot else None
+    return ids, {"eot_id": eot, "doc_starts": None, "reopen": None}
+
+
+class _StoreReopener:
+    """Picklable: opens a store's ids again (in a worker, or to drop resident pages of a long epoch)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self) -> np.ndarray:
+        from lmfeed.store import TokenStore
+
+        return TokenStore.open(self.path).tokens
