@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import tiktoken
 
+from lmfeed.sources import RawRecord
+
 __all__ = ["Task", "encoder", "sigterm_as_interrupt"]
 
 ENDOFTEXT = "<|endoftext|>"
@@ -32,6 +34,7 @@ def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype:
     _worker.update(enc=resolve_tokenizer(tokenizer), allow_special=allow_special, dtype=np.dtype(dtype))
     if parent is not None:  # a pool process: the parent handles Ctrl-C, and a killed parent must not leave us behind
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # held while the pool forked us
 
         def watch() -> None:
             while os.getppid() == parent:
@@ -41,7 +44,9 @@ def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype:
         threading.Thread(target=watch, daemon=True).start()
 
 
-def _encode(text: str) -> np.ndarray:
+def _encode(text: str | RawRecord) -> np.ndarray:
+    if isinstance(text, RawRecord):
+        text = text.text()
     enc: tiktoken.Encoding = _worker["enc"]
     allowed = {ENDOFTEXT} if _worker["allow_special"] else set()
     try:
@@ -85,8 +90,6 @@ def encoder(workers: int, init_args: tuple[Any, ...], eot: np.ndarray) -> Iterat
         return
     import multiprocessing
 
-    pool = multiprocessing.Pool(workers, initializer=_init_worker_eot, initargs=(*init_args, os.getpid(), eot))
-
     def run(tasks: Iterable[Task]) -> Iterator[Any]:
         inflight: collections.deque = collections.deque()
         for task in tasks:
@@ -96,11 +99,20 @@ def encoder(workers: int, init_args: tuple[Any, ...], eot: np.ndarray) -> Iterat
         while inflight:
             yield inflight.popleft().get()
 
+    # A Ctrl-C or kill that lands while the pool forks can be swallowed by at-fork handlers ("Exception ignored"),
+    # and the run would go on: hold those signals until the pool exists, then take them here, where we clean up.
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pool = None
     try:
+        pool = multiprocessing.Pool(workers, initializer=_init_worker_eot, initargs=(*init_args, os.getpid(), eot))
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         yield run
     except BaseException:
-        pool.terminate()
-        pool.join()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if pool is not None:
+            pool.terminate()
+            pool.join()
         raise
     pool.close()
     pool.join()

@@ -28,7 +28,7 @@ import tiktoken
 
 from lmfeed._validate import as_choice, as_int, as_probability
 from lmfeed.encode_pool import Task, encoder, sigterm_as_interrupt
-from lmfeed.sources import DecodeErrors, InputFile, InputFormat, ReadStats, expand_inputs, iter_document_blocks
+from lmfeed.sources import DecodeErrors, InputFile, InputFormat, RawRecord, ReadStats, expand_inputs, iter_document_blocks
 from lmfeed.store import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore
 from lmfeed.store_writer import StoreWriter, check_output, staging_dir, write_split_marker
 
@@ -89,8 +89,11 @@ def safe_split(text: str, start: int = 0) -> int:
     return -1
 
 
-def _pieces(blocks: Iterable[tuple[int, str]], splittable: bool, piece_chars: int) -> Iterator[tuple[int, str, bool]]:
-    """Turn ``(document, block)`` pairs into ``(document, piece, starts_document)``, pieces cut at safe points."""
+def _pieces(blocks: Iterable[tuple[int, str | RawRecord]], splittable: bool, piece_chars: int) -> Iterator[tuple[int, str | RawRecord, bool]]:
+    """Turn ``(document, block)`` pairs into ``(document, piece, starts_document)``, pieces cut at safe points.
+
+    A ``RawRecord`` (a short JSON Lines record, decoded later in a worker) is always a whole document.
+    """
     current, pending, first, scanned = -1, "", True, 0
     for doc, block in blocks:
         if doc != current:
@@ -99,7 +102,7 @@ def _pieces(blocks: Iterable[tuple[int, str]], splittable: bool, piece_chars: in
             current, pending, first, scanned = doc, block, True, 0
         else:
             pending += block
-        while splittable and len(pending) >= piece_chars:
+        while splittable and isinstance(pending, str) and len(pending) >= piece_chars:
             cut = safe_split(pending, scanned)
             if cut < 0:
                 scanned = max(len(pending) - 1, 0)  # nowhere safe yet: wait for more text, rescan only the new part
@@ -256,7 +259,8 @@ def prepare(
         started = [False, False]  # per part: a document already written (so the next needs a separator)
         task: Task = []
         size = 0
-        blocks = iter_document_blocks(files, field=field, errors=errors, select=select, stats=stats)
+        # short JSON Lines records travel undecoded: the workers parse them, sparing this process the JSON
+        blocks = iter_document_blocks(files, field=field, errors=errors, select=select, stats=stats, raw_below=_PIECE_CHARS)
         for doc, text, starts in _pieces(blocks, splittable, _PIECE_CHARS):
             part = parts(doc)
             separator = starts and started[part] and eot_id is not None

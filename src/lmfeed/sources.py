@@ -30,6 +30,7 @@ __all__ = [
     "ReadStats",
     "expand_inputs",
     "iter_document_blocks",
+    "RawRecord",
 ]
 
 DEFAULT_CORPUS_NAME = "the Python language reference (pydoc_data.topics)"
@@ -215,7 +216,8 @@ def iter_document_blocks(
     select: Callable[[int], bool] | None = None,
     block_size: int = 1 << 20,
     stats: ReadStats | None = None,
-) -> Iterator[tuple[int, str]]:
+    raw_below: int = 0,
+) -> Iterator[tuple[int, str | RawRecord]]:
     """Read documents as ``(document_index, text_block)`` pairs, in order, in constant memory.
 
     A text file is one document, handed out in blocks of about ``block_size`` bytes of decoded text; a JSON Lines
@@ -231,6 +233,8 @@ def iter_document_blocks(
         select: ``select(document_index) -> bool``, or ``None`` for every document.
         block_size: bytes read at a time from a text file.
         stats: updated in place as reading goes (bytes consumed, documents seen).
+        raw_below: JSON Lines records shorter than this many bytes come as a ``RawRecord`` (call ``.text()``), so
+            that the decoding can happen elsewhere (default 0: always text).
 
     Raises:
         ValueError: undecodable bytes (names the file and the byte offset, and for JSON Lines the line), a JSON
@@ -242,7 +246,7 @@ def iter_document_blocks(
         done_before = stats.bytes_read
         try:
             if file.format == "jsonl":
-                yield from _jsonl_blocks(file, field, py_errors, select, stats)
+                yield from _jsonl_blocks(file, field, py_errors, select, stats, raw_below)
             elif select is not None and not select(stats.documents) and file.path is not None:
                 stats.documents += 1  # not ours: skip the file unread
             else:
@@ -284,7 +288,8 @@ def _text_blocks(file: InputFile, py_errors: str, select: Callable[[int], bool] 
                 return
 
 
-def _jsonl_blocks(file: InputFile, field: str, py_errors: str, select: Callable[[int], bool] | None, stats: ReadStats) -> Iterator[tuple[int, str]]:
+def _jsonl_blocks(file: InputFile, field: str, py_errors: str, select: Callable[[int], bool] | None, stats: ReadStats,
+                  raw_below: int) -> Iterator[tuple[int, str | RawRecord]]:
     base = stats.bytes_read
     offset = 0
     with file.open() as (stream, position):
@@ -298,24 +303,55 @@ def _jsonl_blocks(file: InputFile, field: str, py_errors: str, select: Callable[
             stats.documents += 1
             if select is not None and not select(index):
                 continue
-            try:
-                line = raw.decode("utf-8", errors=py_errors)
-            except UnicodeDecodeError as exc:
-                raise ValueError(
-                    f"{file.name}:{lineno}: byte {line_offset + exc.start:,} of the file is not valid UTF-8 "
-                    f"(0x{raw[exc.start]:02x}: {exc.reason}). {_FIX_UTF8}"
-                ) from None
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{file.name}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}). Fix the line, or remove it.") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{file.name}:{lineno}: the line is a JSON {type(record).__name__}, not an object with a {field!r} field.")
-            if field not in record:
-                keys = ", ".join(map(repr, list(record)[:8])) or "none"
-                raise ValueError(f"{file.name}:{lineno}: the record has no field {field!r} (its fields: {keys}). Pass the right one with --field (field=...).")
-            text = record[field]
-            if not isinstance(text, str):
-                raise ValueError(f"{file.name}:{lineno}: field {field!r} is a JSON {type(text).__name__}, not a string.")
-            yield index, text
+            record = RawRecord(raw, file.name, lineno, line_offset, field, py_errors)
+            yield index, (record if len(raw) < raw_below else record.text())
         stats.bytes_read = base + position()
+
+
+@dataclasses.dataclass(frozen=True)
+class RawRecord:
+    """A JSON Lines record read but not yet decoded; ``text()`` decodes it (``prepare`` does so in its workers).
+
+    Attributes:
+        data: the line's bytes. name: the file's name. lineno: its line number (from 1). offset: the line's byte
+        offset in the (uncompressed) file. field: the field holding the text. errors: Python's decode errors mode.
+    """
+
+    data: bytes
+    name: str
+    lineno: int
+    offset: int
+    field: str
+    errors: str
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def text(self) -> str:
+        """The record's text.
+
+        Raises:
+            ValueError: naming the file and line: undecodable bytes (with the byte offset), not JSON, not an object,
+                no such field, or a field that is not a string.
+        """
+        where, field = f"{self.name}:{self.lineno}", self.field
+        try:
+            line = self.data.decode("utf-8", errors=self.errors)
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{where}: byte {self.offset + exc.start:,} of the file is not valid UTF-8 "
+                f"(0x{self.data[exc.start]:02x}: {exc.reason}). {_FIX_UTF8}"
+            ) from None
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}). Fix the line, or remove it.") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{where}: the line is a JSON {type(record).__name__}, not an object with a {field!r} field.")
+        if field not in record:
+            keys = ", ".join(map(repr, list(record)[:8])) or "none"
+            raise ValueError(f"{where}: the record has no field {field!r} (its fields: {keys}). Pass the right one with --field (field=...).")
+        text = record[field]
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: field {field!r} is a JSON {type(text).__name__}, not a string.")
+        return text
