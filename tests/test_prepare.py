@@ -228,7 +228,7 @@ def test_jsonl_errors_name_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r"c.jsonl:2: not valid JSON"):
         prepare([f], tmp_path / "s", workers=1)
     f.write_bytes(b'{"text": "ok"}\n{"text": "bad \xff byte"}\n')  # decoded in a worker process
-    with pytest.raises(ValueError, match=r"c.jsonl:2: byte 25 of the file is not valid UTF-8 \(0xff"):
+    with pytest.raises(ValueError, match=r"c.jsonl:2: byte 29 of the file is not valid UTF-8 \(0xff"):
         prepare([f], tmp_path / "s", workers=2)
     assert not (tmp_path / "s").exists() and not list(tmp_path.glob(".s.tmp-*"))
 
