@@ -171,8 +171,11 @@ def test_killed_run_leaves_nothing_that_opens_and_rerun_succeeds(tmp_path, worke
 def test_interrupted_run_cleans_up(tmp_path, sig):
     out = tmp_path / "store"
     proc, staging = _start_and_wait_for_staging(out, 2)
-    os.kill(proc.pid, sig)
-    proc.stdin.close()
-    proc.wait(timeout=60)
+    try:
+        os.kill(proc.pid, sig)
+        proc.stdin.close()  # were the signal lost, the run would now finish and write the store
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()  # never leave a run behind, whatever happened
     assert proc.returncode != 0
     assert not out.exists() and not staging.exists()
