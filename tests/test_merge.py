@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lmfeed import prepare as prepare_module
 from lmfeed.export import export
 from lmfeed.merge import merge
 from lmfeed.prepare import TrainVal, prepare
 from lmfeed.sources import python_reference
 from lmfeed.store import TokenStore
+
+prepare_module = importlib.import_module("lmfeed.prepare")  # the module (lmfeed.prepare is the function)
 
 
 def dir_bytes(path: Path) -> dict[str, bytes]:

@@ -4,6 +4,7 @@ with long documents cut where cutting changes nothing, and clear errors for bad 
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
 from pathlib import Path
 
@@ -13,11 +14,12 @@ import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmfeed import prepare as prepare_module
 from lmfeed.prepare import TrainVal, _pieces, prepare, safe_split, val_mask
 from lmfeed.sources import python_reference
 from lmfeed.store import StoreError, TokenStore
 from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+
+prepare_module = importlib.import_module("lmfeed.prepare")  # the module (lmfeed.prepare is the function)
 
 ENC = get_tokenizer("gpt2")
 
@@ -283,3 +285,11 @@ def test_create_dataloader_from_store_path_equals_from_text(tmp_path, docs):
         assert len(from_store) == len(from_text) > 10
         for (x1, y1), (x2, y2) in zip(from_store, from_text):
             assert torch.equal(x1, x2) and torch.equal(y1, y2) and x1.dtype == torch.int64
+
+
+def test_package_reexports_the_function_not_the_module():
+    import lmfeed
+    import lmfeed.merge  # noqa: F401 - imports the submodule lmfeed.prepare, which must not shadow the function
+
+    assert lmfeed.prepare is prepare_module.prepare and callable(lmfeed.prepare)
+    assert lmfeed.TokenStore is TokenStore

@@ -43,6 +43,8 @@ _EXPORTS = {
     "ALiBiBias": "lmfeed.embeddings",
     "RelativePositionBias": "lmfeed.embeddings",
     "CausalSelfAttention": "lmfeed.embeddings",
+    "TokenStore": "lmfeed.store",
+    "prepare": "lmfeed.prepare",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -75,3 +77,9 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + __all__)
+
+
+# `prepare` is also the name of the submodule lmfeed.prepare, and importing a submodule (from anywhere, at any
+# time) sets the package attribute to the module: bind the function now, so `lmfeed.prepare(...)` always calls it.
+# Costs numpy and tiktoken at import (~0.07 s); never torch.
+from lmfeed.prepare import prepare  # noqa: E402
