@@ -257,6 +257,13 @@ def test_missing_file_and_non_utf8_file(tmp_path):
         create_dataloader(bad)
 
 
+def test_a_path_given_as_str_gets_a_hint(tmp_path, short_text):
+    path = tmp_path / "story.txt"
+    path.write_text(short_text, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"names an existing path.*pass pathlib.Path"):
+        create_dataloader(str(path), batch_size=2, max_length=64, stride=64)
+
+
 def test_state_from_other_data_is_refused(short_text):
     a = create_dataloader(short_text, batch_size=2, max_length=4, stride=4, seed=1)
     b = create_dataloader(short_text, batch_size=2, max_length=8, stride=8, seed=1)

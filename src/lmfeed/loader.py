@@ -262,8 +262,16 @@ def create_dataloader(
                                  "none (it was prepared with --no-eot).")
             starts, dropped = document_window_starts(ids, max_length, stride, eot_id=info["eot_id"],
                                                      doc_starts=info["doc_starts"])
-        windows = SlidingWindowDataset(ids, max_length, stride, starts=starts, eot_id=info["eot_id"],
-                                       return_positions=return_positions, reopen=info["reopen"])
+        try:
+            windows = SlidingWindowDataset(ids, max_length, stride, starts=starts, eot_id=info["eot_id"],
+                                           return_positions=return_positions, reopen=info["reopen"])
+        except ValueError:
+            if isinstance(one, str) and len(one) < 4096 and "\n" not in one and os.path.exists(one):
+                raise ValueError(
+                    f"source is the string {one!r}, which names an existing path, and a str is read as raw text "
+                    f"(as in the seed). To read the file or store, pass pathlib.Path({one!r})."
+                ) from None
+            raise
         if respect_documents:
             windows.dropped_tokens = dropped
             logger.info("respect_documents: %s windows; %s tokens in documents too short for one window",
