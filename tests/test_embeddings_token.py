@@ -128,3 +128,15 @@ def test_reexported_from_lmfeed_as_the_issue_spells_it() -> None:
     for name in ["LearnedPositionalEmbedding", "SinusoidalPositionalEmbedding", "InputEmbedding", "RotaryEmbedding",
                  "ALiBiBias", "RelativePositionBias", "CausalSelfAttention"]:
         assert getattr(lmfeed, name) is getattr(E, name) and name in lmfeed.__all__
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: E.TokenEmbedding(50257, 10**9), r"token embedding table is 50,257 x 1,000,000,000 values.*Lower embed_dim"),
+        (lambda: E.LearnedPositionalEmbedding(10**12, 256), r"positional embedding table .* Lower context_length"),
+    ],
+)
+def test_a_table_larger_than_memory_is_refused_before_allocating(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()

@@ -12,6 +12,7 @@ their dtype and shape are checked.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -89,3 +90,43 @@ def as_base(base: object) -> float:
     if not (math.isfinite(base) and base > 1):
         raise ValueError(f"base must be a finite number > 1, but got {base}. Use the paper's base=10000.0.")
     return float(base)
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not every platform names them
+        return None
+
+
+def empty_table(what: str, rows: int, cols: int, *, device: torch.device | str | None,
+                dtype: torch.dtype | None, fix: str) -> torch.Tensor:
+    """``torch.empty(rows, cols)`` for a weight table, refused with a clear error when it cannot fit.
+
+    On the CPU a table larger than the machine's physical memory is refused before allocating: with memory
+    overcommit the allocation itself may succeed and the process be killed later, when the table is filled.
+
+    Raises:
+        ValueError: the table needs more memory than the device has (the message gives both and ``fix``).
+    """
+    kind = torch.device(device).type if device is not None else "cpu"
+    itemsize = torch.empty((), dtype=dtype or torch.get_default_dtype(), device="meta").element_size()
+    needed = rows * cols * itemsize
+    total = _physical_memory() if kind == "cpu" else None
+    message = f"{what} is {rows:,} x {cols:,} values, {_size(needed)}"
+    if total is not None and needed > total:
+        raise ValueError(f"{message}, but this machine has {_size(total)} of memory. {fix}")
+    try:
+        return torch.empty(rows, cols, device=device, dtype=dtype)
+    except (RuntimeError, MemoryError) as exc:  # the device said no (e.g. a GPU without room)
+        if "alloc" not in str(exc).lower() and not isinstance(exc, MemoryError):
+            raise
+        raise ValueError(f"{message}, more than {kind} can allocate now. {fix}") from None
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} PB"  # unreachable

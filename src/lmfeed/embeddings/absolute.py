@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from lmfeed._validate import as_choice, as_int
-from lmfeed.embeddings._checks import as_base, as_id_tensor
+from lmfeed.embeddings._checks import as_base, as_id_tensor, empty_table
 from lmfeed.embeddings.token import INITS, Init, init_table
 
 __all__ = ["LearnedPositionalEmbedding", "SinusoidalPositionalEmbedding", "sinusoidal_table"]
@@ -59,7 +59,9 @@ class LearnedPositionalEmbedding(nn.Module):
         self.context_length = as_int("context_length", context_length)
         self.embed_dim = as_int("embed_dim", embed_dim)
         self.init = as_choice("init", init, INITS)
-        self.weight = nn.Parameter(torch.empty(self.context_length, self.embed_dim, device=device, dtype=dtype))
+        table = empty_table("The positional embedding table", self.context_length, self.embed_dim, device=device,
+                            dtype=dtype, fix="Lower context_length or embed_dim.")
+        self.weight = nn.Parameter(table)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

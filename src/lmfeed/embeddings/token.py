@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from lmfeed._validate import as_choice, as_int
-from lmfeed.embeddings._checks import as_id_tensor
+from lmfeed.embeddings._checks import as_id_tensor, empty_table
 
 __all__ = ["Init", "TokenEmbedding", "init_table"]
 
@@ -76,7 +76,9 @@ class TokenEmbedding(nn.Module):
         self.vocab_size = as_int("vocab_size", vocab_size)
         self.embed_dim = as_int("embed_dim", embed_dim)
         self.init = as_choice("init", init, INITS)
-        self.weight = nn.Parameter(torch.empty(self.vocab_size, self.embed_dim, device=device, dtype=dtype))
+        table = empty_table("The token embedding table", self.vocab_size, self.embed_dim, device=device, dtype=dtype,
+                            fix="Lower embed_dim or vocab_size, or create it on device='meta' first.")
+        self.weight = nn.Parameter(table)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
