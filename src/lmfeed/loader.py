@@ -247,7 +247,8 @@ def create_dataloader(
     batch_size = as_int("batch_size", batch_size, minimum=1)
     max_length = as_int("max_length", max_length, minimum=1)
     stride = as_int("stride", stride, minimum=1)
-    num_workers = as_int("num_workers", num_workers, minimum=0, maximum=os.cpu_count() * 8 if os.cpu_count() else None)
+    num_workers = as_int("num_workers", num_workers, minimum=0, maximum=max(64, 8 * (os.cpu_count() or 1)),
+                         fix="Use about as many workers as CPU cores.")
     if seed is not None:
         seed = as_int("seed", seed, minimum=0)
     sampling = as_choice("sampling", sampling, ("windows", "random"))

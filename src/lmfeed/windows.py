@@ -80,6 +80,8 @@ def as_token_array(token_ids: Any, *, name: str = "token_ids") -> np.ndarray:
             array = np.empty(0, dtype=object)
         if array.dtype == object:
             raise TypeError(f"{name} must be a flat sequence of integer ids; could not read it as one.")
+        if array.size == 0:  # np.asarray([]) is float64; no ids is still a (too short) stream of ids
+            array = array.astype(np.uint16)
         if array.size and array.dtype.kind in "iu":
             lo, hi = int(array.min()), int(array.max())
             if lo >= 0:

@@ -42,6 +42,12 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     from lmfeed.table import format_batch, visible_piece
     from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
 
+    from lmfeed._validate import as_int
+
+    # checked first, before the corpus is read
+    for name, value in (("batch_size", batch_size), ("max_length", max_length), ("stride", stride),
+                        ("embed_dim", embed_dim), ("num_heads", num_heads)):
+        as_int(name, value, minimum=1)
     enc = get_tokenizer("gpt2")
     echo = click.echo
     if source is None:
@@ -59,6 +65,12 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
 
     loader = create_dataloader(text, batch_size=batch_size, max_length=max_length, stride=stride, shuffle=False)
     windows = loader.dataset
+    # the modules are built before anything is printed: a bad size is one Error line, not a half-printed demo
+    torch.manual_seed(seed)
+    absolute = positional if positional in ("learned", "sinusoidal") else "none"
+    embedding = InputEmbedding(enc.n_vocab, embed_dim, context_length=max_length, positional=absolute)
+    if absolute == "none":
+        attention = CausalSelfAttention(embed_dim, num_heads, positional=positional)
     echo(f"lmfeed demo: the seed's pipeline on {name}\n")
     echo("1. tokens")
     echo(f"   corpus    {summary}")
@@ -73,9 +85,6 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     echo(f"\n3. the first batch: inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)}, int64\n")
     echo(format_batch(inputs, targets, enc, width=80, max_samples=4))
 
-    torch.manual_seed(seed)
-    absolute = positional if positional in ("learned", "sinusoidal") else "none"
-    embedding = InputEmbedding(enc.n_vocab, embed_dim, context_length=max_length, positional=absolute)
     with torch.no_grad():
         token_embeddings = embedding.token_embedding(inputs)
         x = embedding(inputs)
@@ -88,7 +97,6 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         rows += [(f"pos_embeddings = {absolute}_embedding(arange({max_length}))", _shape(pos)),
                  ("input_embeddings = token_embeddings + pos_embeddings", _shape(x))]
     else:
-        attention = CausalSelfAttention(embed_dim, num_heads, positional=positional)
         with torch.no_grad():
             y = attention(x)
         rows += [("input_embeddings = token_embeddings (no absolute positions)", _shape(x)),

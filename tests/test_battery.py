@@ -1,0 +1,282 @@
+"""The battery: bad input, faults and properties across the public API and the CLI.
+
+Every bad input must give the right exception type with a message that names the value, the limit and the fix
+(for the CLI: one ``Error:`` line on stderr, a non-zero exit, no traceback), and nothing already written may be
+lost. Hypothesis runs with a fixed example budget (tests/conftest.py) so CI time stays bounded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+import lmfeed
+from lmfeed import create_dataloader, get_tokenizer
+from lmfeed.cli import main as cli
+from lmfeed.sampler import WindowBatchSampler, WindowOrder
+
+TEXT = "The quick brown fox jumps over the lazy dog. " * 40  # 400 tokens
+
+
+# -- arguments ---------------------------------------------------------------------------------------------------
+
+BAD_LOADER_ARGS = [
+    # (argument, value, exception, what the message must say)
+    ("batch_size", 0, ValueError, "batch_size must be at least 1, but got 0"),
+    ("batch_size", -3, ValueError, "batch_size must be at least 1, but got -3"),
+    ("batch_size", 2.0, TypeError, "batch_size must be an integer, but got 2.0"),
+    ("batch_size", True, TypeError, "batch_size must be an integer, but got True"),
+    ("batch_size", 10**12, ValueError, "batch_size=1000000000000 with drop_last=True needs at least"),
+    ("max_length", 0, ValueError, "max_length must be at least 1, but got 0"),
+    ("max_length", -1, ValueError, "max_length must be at least 1"),
+    ("max_length", 4.5, TypeError, "max_length must be an integer"),
+    ("max_length", False, TypeError, "max_length must be an integer"),
+    ("max_length", 10**12, ValueError, "max_length=1000000000000 needs at least 1,000,000,000,001 tokens.*Lower max_length"),
+    ("stride", 0, ValueError, "stride must be at least 1, but got 0"),
+    ("stride", "4", TypeError, "stride must be an integer, but got '4'"),
+    ("stride", 10**12, ValueError, "needs at least 4 windows.*Lower batch_size, max_length or stride"),
+    ("num_workers", -1, ValueError, "num_workers must be at least 0, but got -1"),
+    ("num_workers", 10**9, ValueError, "num_workers must be at most"),
+    ("num_workers", 1.5, TypeError, "num_workers must be an integer"),
+    ("seed", -5, ValueError, "seed must be at least 0, but got -5"),
+    ("seed", 1.5, TypeError, "seed must be an integer"),
+    ("sampling", "shuffle", ValueError, "Unknown sampling 'shuffle'. Choose one of: 'windows', 'random'"),
+    ("tokenizer", "gpt-2", ValueError, "Unknown tokenizer 'gpt-2'. Known tokenizers: 'gpt2'"),
+    ("tokenizer", 42, TypeError, "tokenizer must be a name such as 'gpt2' or a tiktoken.Encoding"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "error", "message"), BAD_LOADER_ARGS)
+def test_bad_loader_arguments(name, value, error, message):
+    kwargs = dict(batch_size=4, max_length=8, stride=8, shuffle=False)
+    kwargs[name] = value
+    with pytest.raises(error, match=message):
+        create_dataloader(TEXT, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("rank", "world_size", "error", "message"),
+    [
+        (2, 2, ValueError, "rank must be at most 1, but got 2. rank counts from 0 to world_size - 1 = 1"),
+        (-1, 2, ValueError, "rank must be at least 0, but got -1"),
+        (0, 0, ValueError, "world_size must be at least 1, but got 0"),
+        (0, 2.0, TypeError, "world_size must be an integer"),
+        (0, None, ValueError, "Pass both rank and world_size, or neither"),
+        (0, 10**6, ValueError, r"needs at least 4 windows per rank \(1000000 ranks\)"),
+    ],
+)
+def test_bad_distributed_arguments(rank, world_size, error, message):
+    with pytest.raises(error, match=message):
+        create_dataloader(TEXT, batch_size=4, max_length=8, stride=8, rank=rank, world_size=world_size)
+
+
+def test_stride_larger_than_max_length_skips_tokens_as_documented():
+    ids = list(range(100))
+    loader = create_dataloader(ids, batch_size=1, max_length=4, stride=10, shuffle=False, drop_last=False)
+    starts = [int(x[0, 0]) for x, _ in loader]
+    assert starts == list(range(0, 96, 10))  # tokens 4..9, 14..19, ... are never an input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (dict(vocab_size=50257, embed_dim=0, context_length=4), ValueError, "embed_dim must be at least 1, but got 0"),
+        (dict(vocab_size=50257, embed_dim=-8, context_length=4), ValueError, "embed_dim must be at least 1"),
+        (dict(vocab_size=50257, embed_dim=2.5, context_length=4), TypeError, "embed_dim must be an integer"),
+        (dict(vocab_size=50257, embed_dim=True, context_length=4), TypeError, "embed_dim must be an integer"),
+        (dict(vocab_size=50257, embed_dim=10**9, context_length=4), ValueError, "201.0 TB, but this machine has"),
+        (dict(vocab_size=50257, embed_dim=8, context_length=0), ValueError, "context_length must be at least 1"),
+        (dict(vocab_size=50257, embed_dim=8, context_length=4.0), TypeError, "context_length must be an integer"),
+        (dict(vocab_size=50257, embed_dim=8, context_length=10**13), ValueError, "Lower context_length"),
+        (dict(vocab_size=50257, embed_dim=8, context_length=4, positional="rotary"), ValueError,
+         "Unknown positional 'rotary'. Choose one of: 'learned', 'sinusoidal', 'none'"),
+    ],
+)
+def test_bad_embedding_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        lmfeed.InputEmbedding(**kwargs)
+
+
+def test_unknown_attention_scheme_is_named():
+    with pytest.raises(ValueError, match="alibi"):
+        lmfeed.CausalSelfAttention(16, 4, positional="xpos")
+
+
+# -- ids ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedding():
+    torch.manual_seed(0)
+    return lmfeed.InputEmbedding(50257, 8, context_length=16)
+
+
+@pytest.mark.parametrize(
+    ("ids", "error", "message"),
+    [
+        (torch.tensor([[1, -2, 3]]), ValueError, r"token_ids must not be negative, but contains -2 at index \(0, 1\)"),
+        (torch.tensor([[1, 50257]]), ValueError, r"must be < vocab_size=50,257, but contains 50,257 at index \(0, 1\)"),
+        (torch.tensor([[1.0, 2.0]]), TypeError, "must hold integer ids.*float32"),
+        (torch.tensor([[True, False]]), TypeError, "must hold integer ids.*bool"),
+        ([[1, 2]], TypeError, r"must be a torch.Tensor.*torch.as_tensor"),
+        (torch.zeros(1, 17, dtype=torch.int64), ValueError, "17 tokens, but context_length=16"),
+    ],
+)
+def test_bad_ids_for_an_embedding(embedding, ids, error, message):
+    with pytest.raises(error, match=message):
+        embedding(ids)
+
+
+def test_small_integer_dtypes_are_accepted_as_ids(embedding):
+    ids = torch.tensor([[1, 2, 3]])
+    expected = embedding(ids)
+    assert torch.equal(embedding(ids.to(torch.int8)), expected)
+    assert torch.equal(embedding(ids.to(torch.uint8)), expected)
+    assert torch.equal(embedding(torch.from_numpy(np.array([[1, 2, 3]], dtype=np.uint16))), expected)
+
+
+def test_bad_ids_for_a_loader():
+    with pytest.raises(ValueError, match="negative id, -1, at position 2"):
+        create_dataloader([5, 6, -1, 7], batch_size=1, max_length=1, stride=1)
+    with pytest.raises(TypeError, match="integer token ids.*float64"):
+        create_dataloader(np.array([1.0, 2.0, 3.0]), batch_size=1, max_length=1, stride=1)
+    with pytest.raises(TypeError, match="bytes; decode it first"):
+        create_dataloader(b"raw bytes", batch_size=1, max_length=1, stride=1)
+
+
+# -- text --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [("", 0), ("   \n\t  ", None), ("a\x00b", None)],
+)
+def test_too_little_text_says_how_much_there_is(text, tokens):
+    count = len(get_tokenizer().encode(text)) if tokens is None else tokens
+    with pytest.raises(ValueError, match=f"max_length=256 needs at least 257 tokens.*the text has {count}\\. Lower"):
+        create_dataloader(text)
+
+
+def test_nul_bytes_and_mixed_newlines_are_kept_as_text():
+    text = "line one\r\nline two\rline three\nnul\x00here " * 20
+    enc = get_tokenizer()
+    ids = enc.encode(text)
+    loader = create_dataloader(text, batch_size=1, max_length=len(ids) - 1, stride=1, shuffle=False)
+    inputs, targets = next(iter(loader))
+    assert enc.decode(inputs[0].tolist() + targets[0, -1:].tolist()) == text
+
+
+def test_endoftext_in_raw_text_is_a_boundary_like_the_seed():
+    ids = create_dataloader("a<|endoftext|>b " * 10, batch_size=1, max_length=4, stride=4, shuffle=False).dataset
+    assert 50256 in ids.token_ids.tolist()
+
+
+def test_empty_and_non_utf8_files(tmp_path):
+    from pathlib import Path
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="the text has 0"):
+        create_dataloader(Path(empty))
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"good text " * 10 + b"\xff\xfe" + b"more")
+    with pytest.raises(ValueError, match=r"byte 100 is 0xff .*Convert the file to UTF-8"):
+        create_dataloader(Path(bad))
+
+
+# -- the CLI: one Error line, no traceback ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--batch-size", "0", "--no-plots"], "Error: batch_size must be at least 1, but got 0"),
+        (["demo", "--stride", "-4", "--no-plots"], "Error: stride must be at least 1, but got -4"),
+        (["demo", "--embed-dim", "0", "--no-plots"], "Error: embed_dim must be at least 1, but got 0"),
+        (["demo", "--max-length", "100000000", "--no-plots"], "Error: max_length=100000000 needs at least"),
+        (["demo", "--embed-dim", "30", "--positional", "rope", "--no-plots"],
+         "Error: embed_dim=30 is not divisible by num_heads=4"),
+        (["batch", "--index", "10000000"], "Error: --index 10000000 does not exist"),
+        (["embed", "x" + " x" * 39, "--context-length", "8"], "Error: TEXT is 40 tokens, but --context-length is 8"),
+        (["info", "no-such-store"], "Error: No such store: 'no-such-store'"),
+    ],
+)
+def test_cli_errors_are_one_line(args, message):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_usage_errors_exit_2():
+    result = CliRunner().invoke(cli, ["demo", "--batch-size", "many"])
+    assert result.exit_code == 2 and "Invalid value for '--batch-size'" in result.output
+
+
+# -- properties ----------------------------------------------------------------------------------------------------
+
+
+@given(st.text(st.characters(), max_size=200))
+def test_tokenizer_round_trip_on_arbitrary_unicode(text):
+    enc = get_tokenizer()
+    cleaned = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # what tiktoken encodes
+    assert enc.decode(enc.encode_ordinary(text)) == cleaned
+
+
+@given(n=st.integers(2, 400), max_length=st.integers(1, 30), stride=st.integers(1, 40), seed=st.integers(0, 10**6),
+       batch_size=st.integers(1, 5))
+def test_windows_counts_shift_and_shuffle_permutation(n, max_length, stride, seed, batch_size):
+    ids = np.arange(n)
+    if n <= max_length:
+        return
+    count = (n - max_length - 1) // stride + 1
+    plain = create_dataloader(ids, batch_size, max_length, stride, False, False)
+    assert len(plain.dataset) == count
+    rows = torch.cat([x for x, _ in plain]) if len(plain) else torch.empty(0, max_length)
+    targets = torch.cat([y for _, y in plain]) if len(plain) else torch.empty(0, max_length)
+    assert torch.equal(targets, rows + 1)  # every target is its input shifted by one (ids are 0..n-1)
+    assert rows[:, 0].tolist() == list(range(0, count * stride, stride))
+    shuffled = create_dataloader(ids, batch_size, max_length, stride, True, False, seed=seed)
+    srows = torch.cat([x for x, _ in shuffled])
+    assert sorted(srows[:, 0].tolist()) == rows[:, 0].tolist()  # a permutation of the unshuffled epoch
+
+
+@given(n=st.integers(1, 300), world_size=st.integers(1, 8), batch_size=st.integers(1, 6), drop_last=st.booleans())
+def test_distributed_shares_are_disjoint_and_complete(n, world_size, batch_size, drop_last):
+    shares = [np.concatenate(list(s)) if len(s) else np.zeros(0, dtype=np.int64) for s in (
+        WindowBatchSampler(WindowOrder(n, shuffle=True), batch_size, seed=1, drop_last=drop_last, rank=r,
+                           world_size=world_size) for r in range(world_size))]
+    sizes = {len(s) for s in shares}
+    assert len(sizes) == 1
+    seen = np.concatenate(shares).tolist()
+    if drop_last:
+        assert len(seen) == len(set(seen))
+    else:
+        assert set(seen) == set(range(n))
+
+
+@given(k=st.integers(0, 40), shuffle=st.booleans())
+def test_resume_at_any_batch_equals_the_uninterrupted_tail(k, shuffle):
+    ids = np.arange(300)
+    kwargs = dict(batch_size=3, max_length=5, stride=4, shuffle=shuffle, seed=7)
+    loader = create_dataloader(ids, **kwargs)
+    full = [x.clone() for x, _ in loader] + [x.clone() for x, _ in loader]
+    probe = create_dataloader(ids, **kwargs)
+    taken = 0
+    while taken < k:
+        for _ in probe:
+            taken += 1
+            if taken == k:
+                break
+    resumed = create_dataloader(ids, **kwargs)
+    resumed.load_state_dict(probe.state_dict())
+    tail = [x for x, _ in resumed]
+    if len(tail) < len(full) - k:
+        tail += [x for x, _ in resumed]
+    assert len(tail) == len(full) - k
+    assert all(torch.equal(a, b) for a, b in zip(tail, full[k:]))
