@@ -22,5 +22,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# lmfeed against its peers (benchmarks/run.py; ~10 min on 2 cores, QUICK=1 ~1 min). The seed's package would pull a
+# CUDA torch and TensorFlow with its dependencies: it is installed without them (it needs only torch and tiktoken).
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llms-from-scratch==1.0.19
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
+
 clean:
 	rm -rf $(VENV) lmfeed-demo

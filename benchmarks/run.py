@@ -1,0 +1,402 @@
+"""``make bench``: lmfeed against its peers, side by side, in one run; prints a Markdown table of medians and ratios.
+
+    python benchmarks/run.py                 # full: 200 MB corpus, 10M-token cases, 3 rounds (~10 min, 2 cores)
+    python benchmarks/run.py --quick         # 10 MB corpus, 1M-token cases, 1 round (~1-2 min)
+    python benchmarks/run.py --corpus-mb 50 --rounds 5
+
+What runs (every case in a fresh process, so its peak memory is its own; all of them children of this one):
+
+- prepare: ``lmfeed prepare --workers 2`` on a JSON Lines corpus built offline from the Python standard library's
+  own ``.py``/``.txt``/``.rst`` files and language reference, repeated deterministically to ``--corpus-mb``
+  (``bench_prepare.build_corpus``; cached under ``benchmarks/.cache/``), against tiktoken's ``encode_ordinary``
+  on one thread (``bench_prepare.baseline``, timed around the encode calls only, one file's texts in memory at a
+  time). Peak memory of prepare is that of its whole process tree (``bench_prepare.run_prepare``).
+- loading and embeddings: the cases of ``loader_cases.py`` on the first 10M ids (``--quick``: 1M) of the store that
+  the last prepare round wrote, against the seed's ``GPTDatasetV1``/``create_dataloader_v1`` (package
+  ``llms-from-scratch``, installed with ``--no-deps``), a nanoGPT-style ``get_batch`` and a bare zero-copy gather.
+
+Contenders alternate within each round (A B A B ...) so that machine noise falls on both; figures are medians over
+``--rounds``. The table goes to stdout and to ``benchmarks/results.md`` (``--quick``:
+``benchmarks/.cache/results-quick.md``), written whole, then renamed into place; progress goes to stderr. The seed's
+``tiktoken.get_encoding("gpt2")`` finds GPT-2's files offline in a private ``TIKTOKEN_CACHE_DIR``
+(``benchmarks/.cache/tiktoken``), filled with lmfeed's hash-verified copies and set only in the cases' environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import bench_prepare  # noqa: E402  (the prepare benchmark beside this file: corpus, baseline, run_prepare)
+
+CACHE = bench_prepare.CACHE
+RESULTS = BENCH / "results.md"
+MB = 10**6  # every memory figure is in MB = 10^6 bytes
+# The URLs tiktoken_ext.openai_public.gpt2 fetches; tiktoken caches each under sha1(url) in TIKTOKEN_CACHE_DIR.
+TIKTOKEN_GPT2 = {
+    "vocab.bpe": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe",
+    "encoder.json": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_mb: int
+    rounds: int
+    workers: int = 2
+    tokens: int = 10_000_000  # ids the construction and epoch cases read from the store
+    seed_stride1_tokens: int = 100_000  # the seed's stride-1 dataset needs ~17 KB per token: measured here only
+    random_batches: int = 500  # batches of 64 x 1024 per random-offset case
+    embed_steps: int = 30  # forward + backward steps per embedding case
+
+
+FULL = dict(tokens=10_000_000, seed_stride1_tokens=100_000, random_batches=500, embed_steps=30)
+QUICK = dict(tokens=1_000_000, seed_stride1_tokens=10_000, random_batches=100, embed_steps=5)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------- machine
+
+
+def machine() -> dict[str, str]:
+    """Cores, memory and CPU model of this machine, and its load when the run starts."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    memory = "unknown"
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+        memory = f"{kib / 2**20:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {"cores": str(len(os.sched_getaffinity(0))), "memory": memory, "cpu": model, "load": load,
+            "python": platform.python_version()}
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+# ------------------------------------------------------------------------------------------------------ set-up
+
+
+def tiktoken_cache() -> Path:
+    """A TIKTOKEN_CACHE_DIR holding GPT-2's files (lmfeed's hash-verified copies), so the seed's loader runs offline."""
+    from lmfeed.tokenizer import gpt2_file
+
+    cache = CACHE / "tiktoken"
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, url in TIKTOKEN_GPT2.items():
+        target = cache / hashlib.sha1(url.encode()).hexdigest()
+        if not target.exists():
+            tmp = target.with_suffix(".tmp")
+            shutil.copyfile(gpt2_file(name), tmp)
+            tmp.replace(target)
+    return cache
+
+
+def case_env() -> dict[str, str]:
+    env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(tiktoken_cache()))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+# ------------------------------------------------------------------------------------------------------- cases
+
+
+def tiktoken_baseline_case(corpus: Path) -> dict:
+    """Runs in a fresh process: tiktoken's encode_ordinary on one thread over the corpus, one file at a time."""
+    tokens, seconds = 0, 0.0
+    for part in sorted(corpus.glob("part-*.jsonl")):
+        with open(part, encoding="utf-8") as f:
+            docs = [json.loads(line)["text"] for line in f]
+        n, s = bench_prepare.baseline(docs)  # times the encode calls only
+        tokens, seconds = tokens + n, seconds + s
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"tokens": tokens, "seconds": seconds, "peak_bytes": peak}
+
+
+def run_json(cmd: list[str]) -> dict:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=case_env())
+    if proc.returncode:
+        raise SystemExit(f"benchmark case failed ({' '.join(cmd[1:4])} ...):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def baseline(corpus: Path) -> dict:
+    return run_json([sys.executable, __file__, "--tiktoken-baseline", str(corpus)])
+
+
+def prepare(corpus: Path, store: Path, workers: int) -> dict:
+    from lmfeed.store import TokenStore
+
+    seconds, tree_peak, largest = bench_prepare.run_prepare(corpus, store, workers)
+    return {"tokens": len(TokenStore.open(store)), "seconds": seconds, "peak_bytes": tree_peak,
+            "largest_bytes": largest}
+
+
+def loader_case(case: str, store: Path, **options: int) -> dict:
+    cmd = [sys.executable, str(BENCH / "loader_cases.py"), case, str(store)]
+    for key, value in options.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    return run_json(cmd)
+
+
+def comparisons(s: Settings, store_tokens: int) -> dict[str, dict[str, dict]]:
+    """Comparison -> contender -> loader_cases options. Contenders of one comparison run one after the other."""
+    t, n = s.tokens, store_tokens  # random offsets range over the whole store
+    return {
+        "construct": {"lmfeed": dict(case="construct_lmfeed", tokens=t, max_length=256, stride=128),
+                      "seed": dict(case="construct_seed", tokens=t, max_length=256, stride=128)},
+        "construct1": {"lmfeed": dict(case="construct_lmfeed", tokens=t, max_length=1024, stride=1),
+                       "seed": dict(case="construct_seed", tokens=s.seed_stride1_tokens, max_length=1024, stride=1)},
+        "epoch": {"lmfeed": dict(case="epoch_lmfeed", tokens=t, batch_size=8, max_length=256, stride=128),
+                  "seed": dict(case="epoch_seed", tokens=t, batch_size=8, max_length=256, stride=128)},
+        "random": {name: dict(case=f"random_{name}", tokens=n, batch_size=64, max_length=1024,
+                              batches=s.random_batches) for name in ("lmfeed", "nanogpt", "bare")},
+        "embed": {"lmfeed": dict(case="embed_lmfeed", batch_size=8, max_length=1024, embed_dim=768,
+                                 batches=s.embed_steps),
+                  "torch": dict(case="embed_torch", batch_size=8, max_length=1024, embed_dim=768,
+                                batches=s.embed_steps)},
+    }
+
+
+def measure(s: Settings) -> tuple[dict, dict]:
+    """Run every comparison ``s.rounds`` times, contenders alternating; returns (results, facts)."""
+    started = time.perf_counter()
+    corpus = bench_prepare.build_corpus(s.corpus_mb, "jsonl")
+    corpus_bytes = sum(p.stat().st_size for p in corpus.glob("part-*"))
+    log(f"corpus: {corpus} ({corpus_bytes / MB:,.1f} MB of JSON Lines; ready in {time.perf_counter() - started:.1f} s)")
+    store = CACHE / f"run-store-{s.corpus_mb}mb"
+    results: dict[str, dict[str, list[dict]]] = {}
+
+    def record(comparison: str, contender: str, result: dict) -> None:
+        results.setdefault(comparison, {}).setdefault(contender, []).append(result)
+        figures = ", ".join(f"{k}={v:,.4g}" if isinstance(v, float) else f"{k}={v:,}" for k, v in result.items()
+                            if k != "case")
+        log(f"  {comparison:<10} {contender:<8} {figures}")
+
+    for r in range(s.rounds):
+        log(f"round {r + 1}/{s.rounds}")
+        record("prepare", "tiktoken", baseline(corpus))
+        record("prepare", "lmfeed", prepare(corpus, store, s.workers))
+        if results["prepare"]["lmfeed"][-1]["tokens"] < s.tokens + 1:
+            raise SystemExit(f"the store has {results['prepare']['lmfeed'][-1]['tokens']:,} tokens, fewer than the "
+                             f"{s.tokens:,} the loader cases read: raise --corpus-mb.")
+        for comparison, contenders in comparisons(s, results["prepare"]["lmfeed"][-1]["tokens"]).items():
+            for contender, options in contenders.items():
+                options = dict(options)
+                record(comparison, contender, loader_case(options.pop("case"), store, **options))
+    facts = {"corpus_bytes": corpus_bytes, "store_tokens": results["prepare"]["lmfeed"][-1]["tokens"],
+             "minutes": (time.perf_counter() - started) / 60}
+    return results, facts
+
+
+# ------------------------------------------------------------------------------------------------------- table
+
+
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def rate(runs: list[dict]) -> float:
+    """Median tokens/s over rounds."""
+    return statistics.median(run["tokens"] / run["seconds"] for run in runs)
+
+
+def extra_mb(runs: list[dict]) -> float:
+    """Median resident memory a construction case added on top of its imports and mapped ids."""
+    return statistics.median((run["rss_mb"] - run["base_rss_mb"]) * 2**20 / MB for run in runs)
+
+
+def built_served(runs: list[dict]) -> str:
+    built = statistics.median((run["built_rss_mb"] - run["base_rss_mb"]) * 2**20 / MB for run in runs)
+    return f"+{built:,.1f} MB built, +{extra_mb(runs):,.0f} MB serving"
+
+
+def small_memory(runs: list[dict], ids_mb: float) -> bool:
+    """Memory of the order of the ids: (almost) nothing to build; once serving, the ids' pages plus 8 MB (one batch,
+    allocator slack). A copy of the ids as int64, or anything per window, fails this."""
+    built = statistics.median((run["built_rss_mb"] - run["base_rss_mb"]) * 2**20 / MB for run in runs)
+    return built <= 1 and extra_mb(runs) <= ids_mb + 8
+
+
+def mtok(x: float) -> str:
+    return f"{x / 1e6:,.2f} M tokens/s"
+
+
+def secs(x: float) -> str:
+    return f"{x * 1e3:,.2f} ms" if x < 1 else f"{x:,.1f} s" if x < 1000 else f"{x:,.0f} s"
+
+
+def mem(x_mb: float) -> str:
+    return f"{x_mb / 1000:,.1f} GB" if x_mb >= 10_000 else f"{x_mb:,.0f} MB"
+
+
+def verdict(ok: bool, target: str) -> str:
+    return f"{target}: {'met' if ok else '**not met**'}"
+
+
+def table(results: dict, facts: dict, s: Settings) -> tuple[str, list[str]]:
+    """The Markdown table and, for each figure, a note on how it was measured."""
+    rows, notes = [], []
+    tok, t1 = f"{s.tokens / 1e6:g}M", s.seed_stride1_tokens
+    ids_mb = s.tokens * 2 / MB  # GPT-2 ids are stored as uint16
+
+    p = results["prepare"]
+    base, ours = rate(p["tiktoken"]), rate(p["lmfeed"])
+    rows.append((f"prepare, tokens/s, {s.workers} workers, {facts['corpus_bytes'] / MB:,.0f} MB corpus",
+                 mtok(ours), f"tiktoken `encode_ordinary`, 1 thread: {mtok(base)}", f"{ours / base:.2f}x",
+                 verdict(ours / base >= 1.7, ">= 1.7x")))
+    peak, base_peak = median(p["lmfeed"], "peak_bytes") / MB, median(p["tiktoken"], "peak_bytes") / MB
+    rows.append(("prepare peak memory (process tree: main + workers)", mem(peak),
+                 f"the tiktoken baseline's process: {mem(base_peak)}", f"{peak / base_peak:.2f}x",
+                 verdict(peak < 1000, "< 1 GB")))
+    notes.append(f"prepare: {facts['store_tokens']:,} tokens; lmfeed's time is the whole `lmfeed prepare` command "
+                 "(start-up, reading, JSON parsing, encoding, writing, fsync); the baseline's is only its "
+                 "`encode_ordinary` calls, one corpus file's texts in memory at a time, ids counted, not kept.")
+
+    c, c1 = results["construct"], results["construct1"]
+    ours, seed = median(c["lmfeed"], "seconds"), median(c["seed"], "seconds")
+    seed_mb = extra_mb(c["seed"])
+    rows.append((f"dataset construction at {tok} tokens, max_length 256, stride 128",
+                 f"{secs(ours)}, {built_served(c['lmfeed'])}",
+                 f"the seed's `GPTDatasetV1`: {secs(seed)}, +{mem(seed_mb)}",
+                 f"{seed / ours:,.0f}x faster",
+                 verdict(seed / ours >= 1000 and small_memory(c["lmfeed"], ids_mb), ">= 1000x, memory ~ the ids")))
+    ours1 = median(c1["lmfeed"], "seconds")
+    seed1, seed1_mb = median(c1["seed"], "seconds"), extra_mb(c1["seed"])
+    scale = s.tokens / t1
+    rows.append((f"dataset construction at {tok} tokens, max_length 1024, stride 1",
+                 f"{secs(ours1)}, {built_served(c1['lmfeed'])}",
+                 f"`GPTDatasetV1` measured at {t1:,} tokens: {secs(seed1)}, +{mem(seed1_mb)}; "
+                 f"extrapolated to {tok}: {secs(seed1 * scale)}, +{mem(seed1_mb * scale)}",
+                 f"{seed1 * scale / ours1:,.0f}x (extrapolated)",
+                 verdict(small_memory(c1["lmfeed"], ids_mb), "served within the same memory")))
+    notes.append("construction: the seed gets the ids ready-made (a stand-in tokenizer returns them), so only its "
+                 "windowing is timed; lmfeed's dataset is built over the store's memory map. \"+MB\" is the peak "
+                 "resident memory added on top of imports and ids: for lmfeed once built, and once every 1,000th "
+                 f"window has been served (the ids' pages mapped in; the {tok} ids are {mem(ids_mb)} as uint16). "
+                 "Memory target: at most 1 MB to build, and at most the ids' size + 8 MB while serving. "
+                 f"The seed's stride-1 dataset is measured at {t1:,} tokens only (it holds two int64 tensors of "
+                 f"1,024 per token); its {tok} figures are a linear extrapolation, not a measurement.")
+
+    e = results["epoch"]
+    ours, seed = rate(e["lmfeed"]), rate(e["seed"])
+    rows.append(("epoch tokens/s, batch 8, max_length 256, stride 128, shuffled", mtok(ours),
+                 f"the seed's `create_dataloader_v1`: {mtok(seed)}", f"{ours / seed:.2f}x",
+                 verdict(ours / seed >= 2, ">= 2x")))
+    notes.append(f"epoch: one epoch over {tok} tokens, `lmfeed.create_dataloader` on the store's ids vs the seed's "
+                 "`create_dataloader_v1` on the same tokens as text (its construction and tokenization not timed).")
+
+    r = results["random"]
+    ours, nano, bare = rate(r["lmfeed"]), rate(r["nanogpt"]), rate(r["bare"])
+    rows.append(("random-offset tokens/s, batch 64, max_length 1024", mtok(ours),
+                 f"nanoGPT-style `get_batch`, memmap kept open: {mtok(nano)}", f"{ours / nano:.2f}x",
+                 verdict(ours / nano >= 2, ">= 2x")))
+    rows.append(("random-offset tokens/s, the same, against the limit", mtok(ours),
+                 f"bare zero-copy gather (`sliding_window_view` indexed, no loader): {mtok(bare)}",
+                 f"{ours / bare:.2f}x", verdict(bare / ours <= 4, "within 4x (>= 0.25x)")))
+    notes.append(f"random offsets: {s.random_batches} batches over all {facts['store_tokens']:,} ids of the store; "
+                 "lmfeed through `create_dataloader(..., sampling=\"random\")`.")
+
+    m = results["embed"]
+    ours, peer = rate(m["lmfeed"]), rate(m["torch"])
+    rows.append(("`InputEmbedding` forward + backward, (8, 1024) ids, D=768, float32", mtok(ours),
+                 f"`nn.Embedding` pair summed by hand: {mtok(peer)}", f"{ours / peer:.2f}x", "no target (same work)"))
+    notes.append(f"embeddings: {s.embed_steps} steps after 2 warm-up steps, torch on 1 thread, tokens = 8 x 1024 per "
+                 "step; both contenders compute the same thing (token lookup + learned positions).")
+
+    head = ["what", "lmfeed", "peer", "ratio", "target"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines), notes
+
+
+def report(results: dict, facts: dict, s: Settings, command: str) -> str:
+    m = machine_info
+    body, notes = table(results, facts, s)
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join([
+        "# lmfeed against its peers",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory']} memory, Python {m['python']}; load average at "
+        f"start {m['load']}. lmfeed {git_commit()}, {when}. Medians of {s.rounds} round(s), contenders alternating; "
+        f"the run took {facts['minutes']:.1f} min.",
+        "",
+        f"Reproduce: `{command}`",
+        "",
+        body,
+        "",
+        *[f"- {note}" for note in notes],
+        "",
+    ])
+
+
+machine_info: dict[str, str] = {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus-mb", type=int, default=None, help="corpus size in MB (default 200; 10 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per comparison (default 3; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="a small version: 10 MB, 1M tokens, 1 round")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="where to write the table (default benchmarks/results.md; with --quick "
+                             "benchmarks/.cache/results-quick.md, so a quick run never replaces the committed one)")
+    parser.add_argument("--tiktoken-baseline", metavar="CORPUS", help=argparse.SUPPRESS)  # the baseline's process
+    args = parser.parse_args()
+    if args.tiktoken_baseline:
+        print(json.dumps(tiktoken_baseline_case(Path(args.tiktoken_baseline))))
+        return
+    sizes = QUICK if args.quick else FULL
+    s = Settings(corpus_mb=args.corpus_mb or (10 if args.quick else 200),
+                 rounds=args.rounds or (1 if args.quick else 3), **sizes)
+    if s.corpus_mb < 1 or s.rounds < 1:
+        parser.error("--corpus-mb and --rounds must be at least 1")
+    machine_info.update(machine())
+    log(f"machine: {machine_info['cores']} cores, {machine_info['memory']}, {machine_info['cpu']}, "
+        f"load {machine_info['load']}")
+    results, facts = measure(s)
+    command = "make bench" + (" QUICK=1" if args.quick else "")
+    if args.corpus_mb or args.rounds:
+        command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    text = report(results, facts, s, command)
+    print(text)
+    output = args.output or (CACHE / "results-quick.md" if args.quick else RESULTS)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(output)
+    log(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
