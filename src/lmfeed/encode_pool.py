@@ -34,6 +34,8 @@ def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype:
     _worker.update(enc=resolve_tokenizer(tokenizer), allow_special=allow_special, dtype=np.dtype(dtype))
     if parent is not None:  # a pool process: the parent handles Ctrl-C, and a killed parent must not leave us behind
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # the parent's SIGTERM-as-interrupt handler was inherited: the pool's terminate() must end us quietly
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # held while the pool forked us
 
         def watch() -> None:
