@@ -280,3 +280,195 @@ def test_resume_at_any_batch_equals_the_uninterrupted_tail(k, shuffle):
         tail += [x for x, _ in resumed]
     assert len(tail) == len(full) - k
     assert all(torch.equal(a, b) for a, b in zip(tail, full[k:]))
+
+
+# -- stores ---------------------------------------------------------------------------------------------------------
+
+import errno  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from lmfeed import store_writer  # noqa: E402
+from lmfeed.prepare import prepare  # noqa: E402
+from lmfeed.store import StoreError, TokenStore  # noqa: E402
+
+
+def _write_docs(root: Path, copies: int = 1) -> Path:
+    from lmfeed.sources import python_reference
+
+    root.mkdir(parents=True, exist_ok=True)
+    for c in range(copies):
+        for i, doc in enumerate(python_reference()):
+            (root / f"{c:03d}-{i:02d}.txt").write_text(f"copy {c}\n{doc}", encoding="utf-8")
+    return root
+
+
+def _tree_bytes(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("battery")
+    return prepare(_write_docs(root / "docs"), root / "small.store", workers=1)
+
+
+def test_store_read_with_another_tokenizer_is_refused(small_store):
+    import tiktoken
+
+    with pytest.raises(ValueError, match=r"was made with tokenizer 'gpt2', but tokenizer='r50k' was asked for"):
+        create_dataloader(small_store.path, tokenizer="r50k")
+    bytes_only = tiktoken.Encoding("bytes", pat_str=r"\S+|\s+", mergeable_ranks={bytes([b]): b for b in range(256)},
+                                   special_tokens={"<|endoftext|>": 256})
+    with pytest.raises(ValueError, match="another vocabulary was asked for. Pass tokenizer='gpt2'"):
+        create_dataloader(small_store.path, tokenizer=bytes_only)
+    with pytest.raises(StoreError, match="vocabulary"):
+        TokenStore.open(small_store.path, tokenizer=bytes_only)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: (p / "tokens.npy").write_bytes((p / "tokens.npy").read_bytes()[:-10]), "tokens.npy is truncated"),
+        (lambda p: (p / "metadata.json").write_text((p / "metadata.json").read_text().replace(
+            '"num_tokens": ', '"num_tokens": 1')), "metadata says"),
+        (lambda p: (p / "metadata.json").write_text((p / "metadata.json").read_text().replace(
+            '"version": 1', '"version": 99')), "version 99"),
+        (lambda p: (p / "metadata.json").unlink(), "incomplete store"),
+        (lambda p: (p / "metadata.json").write_text("{not json"), "not valid JSON"),
+    ],
+)
+def test_damaged_stores_are_refused_by_api_and_cli(small_store, tmp_path, damage, message):
+    copy = tmp_path / "copy.store"
+    shutil.copytree(small_store.path, copy)
+    damage(copy)
+    with pytest.raises(StoreError, match=message):
+        TokenStore.open(copy)
+    with pytest.raises(ValueError, match=message):
+        create_dataloader(copy)
+    result = CliRunner().invoke(cli, ["info", str(copy)])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
+
+
+def test_a_directory_that_is_not_a_store(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
+    with pytest.raises(StoreError, match="is not a token store: it has no metadata.json. Create one with `lmfeed prepare`"):
+        create_dataloader(tmp_path)
+
+
+def test_a_read_only_store_directory_trains(small_store, tmp_path):
+    copy = tmp_path / "ro.store"
+    shutil.copytree(small_store.path, copy)
+    for p in [*copy.iterdir(), copy]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        loader = create_dataloader(copy, batch_size=4, max_length=32, stride=32, seed=0)
+        assert len(list(loader)) == len(loader)
+    finally:
+        copy.chmod(0o755)
+
+
+def test_output_on_a_read_only_location_is_a_clear_error(tmp_path):
+    docs = _write_docs(tmp_path / "docs")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    target = locked / "out.store"
+    if os.geteuid() == 0:  # root writes anywhere it has permission bits for; use a file system root cannot write
+        target = Path("/sys/lmfeed-battery.store")
+    result = CliRunner().invoke(cli, ["prepare", str(docs), "-o", str(target), "--workers", "1", "--quiet"])
+    locked.chmod(0o700)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: Cannot write") and "Choose a writable location" in result.output
+    assert not target.exists()
+
+
+def test_existing_output_is_kept_without_force(small_store, tmp_path):
+    out = tmp_path / "kept.store"
+    shutil.copytree(small_store.path, out)
+    before = _tree_bytes(out)
+    result = CliRunner().invoke(cli, ["prepare", str(_write_docs(tmp_path / "d")), "-o", str(out), "--quiet"])
+    assert result.exit_code == 1 and "already exists. Pass --force" in result.output
+    assert _tree_bytes(out) == before
+
+
+def test_disk_full_keeps_the_previous_store_and_leaves_nothing_partial(small_store, tmp_path, monkeypatch):
+    out = tmp_path / "full.store"
+    shutil.copytree(small_store.path, out)
+    before = _tree_bytes(out)
+
+    def no_space(self, ids, starts):  # noqa: ANN001, ARG001
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_writer.StoreWriter, "write_chunk", no_space)
+    result = CliRunner().invoke(cli, ["prepare", str(_write_docs(tmp_path / "d")), "-o", str(out), "--force",
+                                      "--workers", "1", "--quiet"])
+    assert result.exit_code == 1 and "No space left on device" in result.output
+    assert len(result.output.splitlines()) == 1
+    assert _tree_bytes(out) == before  # the old store, whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging directory left
+    TokenStore.open(out)
+
+
+# -- interruption and concurrency (real processes) -------------------------------------------------------------------
+
+
+def _lmfeed() -> str:
+    return shutil.which("lmfeed", path=str(Path(sys.executable).parent)) or "lmfeed"
+
+
+@pytest.fixture(scope="module")
+def big_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("big")
+    docs = _write_docs(root / "docs", copies=24)  # ~11 MB
+    reference = root / "reference.store"
+    start = time.perf_counter()
+    subprocess.run([_lmfeed(), "prepare", str(docs), "-o", str(reference), "--workers", "2", "--quiet"], check=True)
+    return docs, _tree_bytes(reference), time.perf_counter() - start
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("fraction", [0.15, 0.5, 0.85])
+def test_killed_prepare_leaves_no_partial_store_and_a_rerun_gives_the_same_bytes(big_corpus, tmp_path, sig, fraction):
+    docs, reference, duration = big_corpus
+    out = tmp_path / "out.store"
+    args = [_lmfeed(), "prepare", str(docs), "-o", str(out), "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(fraction * duration)  # early (start-up), in the middle, and near the end of the work
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    if fraction < 0.5:
+        assert not out.exists() and proc.returncode != 0  # a run cannot finish in a sixth of its time
+    if out.exists():  # it finished before the signal: then it is whole
+        assert _tree_bytes(out) == reference
+    else:
+        if sig == signal.SIGINT:
+            assert "Traceback" not in err
+            assert [p for p in tmp_path.iterdir() if p.name.startswith(".out.store.tmp-")] == []
+        for leftover in tmp_path.iterdir():  # whatever a kill left behind never opens as a store
+            with pytest.raises((StoreError, FileNotFoundError)):
+                TokenStore.open(leftover)
+    shutil.rmtree(out, ignore_errors=True)
+    subprocess.run(args, check=True, capture_output=True)
+    assert _tree_bytes(out) == reference
+    assert [p.name for p in tmp_path.iterdir()] == ["out.store"]  # the rerun cleared a killed run's staging
+
+
+@pytest.mark.slow
+def test_two_prepares_to_one_output_one_wins_the_other_fails_clearly(big_corpus, tmp_path):
+    docs, reference, _ = big_corpus
+    out = tmp_path / "race.store"
+    args = [_lmfeed(), "prepare", str(docs), "-o", str(out), "--workers", "1", "--quiet"]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    loser = next(err for code, err in results if code == 1)
+    assert loser.startswith("Error: ") and len(loser.strip().splitlines()) == 1, loser
+    assert _tree_bytes(out) == reference

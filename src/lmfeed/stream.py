@@ -38,12 +38,9 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
             source = read_text(path)
     if isinstance(source, TokenStore):
         store = source
-        return store.tokens, {
-            "eot_id": store.eot_id,
-            "doc_starts": store.doc_starts,
-            "reopen": _StoreReopener(store.path),
-            "tokenizer": None,
-        }
+        _check_store_tokenizer(store, tokenizer)
+        return store.tokens, {"eot_id": store.eot_id, "doc_starts": store.doc_starts,
+                              "reopen": _StoreReopener(store.path)}
     if isinstance(source, str):
         enc = resolve_tokenizer(tokenizer)
         ids = enc.encode(source, allowed_special={ENDOFTEXT})
@@ -53,6 +50,27 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
     ids = as_token_array(source, name="source")
     eot = resolve_tokenizer(tokenizer).eot_token if need_eot else None
     return ids, {"eot_id": eot, "doc_starts": None, "reopen": None}
+
+
+def _check_store_tokenizer(store: Any, tokenizer: Any) -> None:
+    """A store is read only with the tokenizer it was made with: by name, or by vocabulary for an Encoding."""
+    import tiktoken
+
+    from lmfeed.tokenizer import vocabulary_fingerprint
+
+    made_with = store.metadata["tokenizer"]
+    if isinstance(tokenizer, tiktoken.Encoding):
+        if vocabulary_fingerprint(tokenizer) == made_with["fingerprint"]:
+            return
+        asked = f"a tiktoken.Encoding named {tokenizer.name!r} with another vocabulary"
+    elif tokenizer == made_with["name"]:
+        return
+    else:
+        asked = f"tokenizer={tokenizer!r}"
+    raise ValueError(
+        f"{str(store.path)!r} was made with tokenizer {made_with['name']!r}, but {asked} was asked for. "
+        f"Pass tokenizer={made_with['name']!r}, or prepare the store again with the tokenizer you want."
+    )
 
 
 class _StoreReopener:
