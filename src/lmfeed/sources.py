@@ -71,7 +71,8 @@ def read_text(path: str | os.PathLike[str], *, errors: str = "strict") -> str:
     except UnicodeDecodeError as exc:
         raise ValueError(
             f"{str(p)!r} is not valid UTF-8: byte {exc.start:,} is 0x{data[exc.start]:02x} ({exc.reason}). "
-            "Convert the file to UTF-8, or read it with errors='replace' to substitute U+FFFD."
+            "Convert the file to UTF-8, or read it with lmfeed.sources.read_text(path, errors='replace'), which "
+            "puts U+FFFD in place of each bad byte, and pass that text."
         ) from None
 
 
