@@ -158,7 +158,8 @@ def prepare(corpus: Path, store: Path, workers: int) -> dict:
     from lmfeed.store import TokenStore
 
     seconds, tree_peak, largest = bench_prepare.run_prepare(corpus, store, workers)
-    return {"tokens": len(TokenStore.open(store)), "seconds": seconds, "peak_bytes": tree_peak,
+    opened = TokenStore.open(store)
+    return {"tokens": len(opened), "documents": opened.num_documents, "seconds": seconds, "peak_bytes": tree_peak,
             "largest_bytes": largest}
 
 
@@ -207,10 +208,14 @@ def measure(s: Settings) -> tuple[dict, dict]:
         log(f"round {r + 1}/{s.rounds}")
         record("prepare", "tiktoken", baseline(corpus))
         record("prepare", "lmfeed", prepare(corpus, store, s.workers))
-        if results["prepare"]["lmfeed"][-1]["tokens"] < s.tokens + 1:
-            raise SystemExit(f"the store has {results['prepare']['lmfeed'][-1]['tokens']:,} tokens, fewer than the "
-                             f"{s.tokens:,} the loader cases read: raise --corpus-mb.")
-        for comparison, contenders in comparisons(s, results["prepare"]["lmfeed"][-1]["tokens"]).items():
+        ours, theirs = results["prepare"]["lmfeed"][-1], results["prepare"]["tiktoken"][-1]
+        if ours["tokens"] - (ours["documents"] - 1) != theirs["tokens"]:  # the same ids, less the separators
+            raise SystemExit(f"prepare wrote {ours['tokens']:,} tokens with {ours['documents'] - 1:,} separators, "
+                             f"but tiktoken counted {theirs['tokens']:,}")
+        if ours["tokens"] < s.tokens + 1:
+            raise SystemExit(f"the store has {ours['tokens']:,} tokens, fewer than the {s.tokens:,} the loader "
+                             "cases read: raise --corpus-mb.")
+        for comparison, contenders in comparisons(s, ours["tokens"]).items():
             for contender, options in contenders.items():
                 options = dict(options)
                 record(comparison, contender, loader_case(options.pop("case"), store, **options))
