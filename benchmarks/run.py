@@ -286,7 +286,10 @@ def table(results: dict, facts: dict, s: Settings) -> tuple[str, list[str]]:
                  verdict(peak < 1000, "< 1 GB")))
     notes.append(f"prepare: {facts['store_tokens']:,} tokens; lmfeed's time is the whole `lmfeed prepare` command "
                  "(start-up, reading, JSON parsing, encoding, writing, fsync); the baseline's is only its "
-                 "`encode_ordinary` calls, one corpus file's texts in memory at a time, ids counted, not kept.")
+                 "`encode_ordinary` calls, one corpus file's texts in memory at a time, ids counted, not kept. "
+                 "Peak memory of prepare is the largest sum of resident sets over its processes (sampled every "
+                 "20 ms), which counts the pages the forked workers share with the main process once per process: "
+                 "an upper bound.")
 
     c, c1 = results["construct"], results["construct1"]
     ours, seed = median(c["lmfeed"], "seconds"), median(c["seed"], "seconds")
