@@ -23,15 +23,16 @@ from lmfeed.sources import RawRecord
 
 __all__ = ["Task", "encoder", "sigterm_as_interrupt"]
 
-ENDOFTEXT = "<|endoftext|>"
-
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype: str, parent: int | None) -> None:
+def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype: str, backend: str, parent: int | None) -> None:
+    from lmfeed.backends import batch_encoder
     from lmfeed.tokenizer import resolve_tokenizer
 
-    _worker.update(enc=resolve_tokenizer(tokenizer), allow_special=allow_special, dtype=np.dtype(dtype))
+    enc = resolve_tokenizer(tokenizer)
+    # after a fork the parent's loaded (and self-checked) fastokens is inherited: no second load
+    _worker.update(encode=batch_encoder(backend, enc, allow_special=allow_special), dtype=np.dtype(dtype))  # type: ignore[arg-type]
     if parent is not None:  # a pool process: the parent handles Ctrl-C, and a killed parent must not leave us behind
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         # the parent's SIGTERM-as-interrupt handler was inherited: the pool's terminate() must end us quietly
@@ -46,19 +47,6 @@ def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype:
         threading.Thread(target=watch, daemon=True).start()
 
 
-def _encode(text: str | RawRecord) -> np.ndarray:
-    if isinstance(text, RawRecord):
-        text = text.text()
-    enc: tiktoken.Encoding = _worker["enc"]
-    allowed = {ENDOFTEXT} if _worker["allow_special"] else set()
-    try:
-        # encode_to_numpy skips tiktoken's Python list; with no specials allowed or checked it is encode_ordinary
-        return enc.encode_to_numpy(text, allowed_special=allowed, disallowed_special="all" if allowed else ())
-    except UnicodeEncodeError:  # lone surrogates (from JSON escapes): fix them as encode_ordinary does
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return enc.encode_to_numpy(text, allowed_special=allowed, disallowed_special="all" if allowed else ())
-
-
 Task = list[tuple[int, str, bool, bool]]  # (part, text, starts_document, separator_before)
 
 
@@ -66,19 +54,23 @@ def _encode_task(task: Task) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Encode a task's pieces; per part, the ids (separators in place) and the offsets where documents start."""
     dtype = _worker["dtype"]
     eot = _worker.get("eot")
+    # one call for the whole task: the fast backend encodes a batch without a Python object per id
+    texts = [text.text() if isinstance(text, RawRecord) else text for _, text, _, _ in task]
+    ids, offsets = _worker["encode"](texts)  # (total,) uint32, (len(task) + 1,)
+    if len(ids) and int(ids.max()) > np.iinfo(dtype).max:  # never narrow silently
+        raise ValueError(f"Token id {int(ids.max())} does not fit {dtype}.")
+    ids = ids.astype(dtype, copy=False)  # once per task, not once per piece
+    bounds = offsets.tolist()
     out: dict[int, tuple[list[np.ndarray], list[int], int]] = {}
-    for part, text, starts, separator in task:
+    for i, (part, _, starts, separator) in enumerate(task):
         arrays, doc_starts, n = out.get(part, ([], [], 0))
         if separator:
             arrays.append(eot)
             n += 1
         if starts:
             doc_starts.append(n)
-        ids = _encode(text)
-        if len(ids) and int(ids.max()) > np.iinfo(dtype).max:  # never narrow silently
-            raise ValueError(f"Token id {int(ids.max())} does not fit {dtype}.")
-        arrays.append(ids.astype(dtype, copy=False))
-        out[part] = (arrays, doc_starts, n + len(ids))
+        arrays.append(ids[bounds[i] : bounds[i + 1]])
+        out[part] = (arrays, doc_starts, n + bounds[i + 1] - bounds[i])
     return {part: (np.concatenate(a) if a else np.zeros(0, dtype), np.array(s, dtype=np.int64)) for part, (a, s, _) in out.items()}
 
 
@@ -120,8 +112,8 @@ def encoder(workers: int, init_args: tuple[Any, ...], eot: np.ndarray) -> Iterat
     pool.join()
 
 
-def _init_worker_eot(tokenizer: Any, allow_special: bool, dtype: str, parent: int, eot: np.ndarray) -> None:
-    _init_worker(tokenizer, allow_special, dtype, parent)
+def _init_worker_eot(tokenizer: Any, allow_special: bool, dtype: str, backend: str, parent: int, eot: np.ndarray) -> None:
+    _init_worker(tokenizer, allow_special, dtype, backend, parent)
     _worker["eot"] = eot
 
 

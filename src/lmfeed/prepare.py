@@ -8,7 +8,8 @@ files --> documents (blocks of text) --> pieces (split at safe points) --> tasks
                                            tokens.npy + doc_starts.npy  <--  main writes ids as they come back
 ```
 
-The store's bytes depend only on the inputs and options, never on ``workers``: tasks come back in the order they
+The store's bytes depend only on the inputs and options, never on ``workers`` or the backend (tiktoken or
+fastokens, which give the same ids; the metadata does not name the backend): tasks come back in the order they
 were made. A document longer than ``piece_chars`` is cut only where the GPT-2 pre-tokenizer is sure to cut anyway
 (see ``safe_split``), so cutting never changes an id.
 """
@@ -27,6 +28,7 @@ import numpy as np
 import tiktoken
 
 from lmfeed._validate import as_choice, as_int, as_probability
+from lmfeed.backends import Backend, select_backend
 from lmfeed.encode_pool import Task, encoder, sigterm_as_interrupt
 from lmfeed.sources import DecodeErrors, InputFile, InputFormat, RawRecord, ReadStats, expand_inputs, iter_document_blocks
 from lmfeed.store import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore
@@ -166,6 +168,7 @@ def prepare(
     out: str | os.PathLike[str],
     *,
     tokenizer: str | tiktoken.Encoding = "gpt2",
+    backend: Backend = "auto",
     glob: str = "*",
     field: str = "text",
     format: InputFormat = "auto",
@@ -192,13 +195,17 @@ def prepare(
             recursively for ``glob``), or ``"-"`` for stdin; one or a list.
         out: the store's directory (must not exist unless ``force``).
         tokenizer: a name for ``lmfeed.tokenizer.get_tokenizer`` (default ``"gpt2"``) or a ``tiktoken.Encoding``.
+        backend: what encodes: ``"auto"`` (default: fastokens for GPT-2 when it is installed and passes its
+            self-check, else tiktoken), ``"tiktoken"`` or ``"fastokens"`` (see ``lmfeed.backends``). The ids, and
+            the store's bytes, are the same with either.
         glob: which files to take from directories (default ``"*"``, every file).
         field: the JSON Lines field holding the text (default ``"text"``).
         format: ``"auto"`` (default: by file name), ``"text"`` or ``"jsonl"``.
         errors: bytes that are not UTF-8: ``"strict"`` (default) raises, ``"replace"`` uses U+FFFD, ``"skip"`` drops.
         allow_special: encode a literal ``<|endoftext|>`` in a document as the special id (default: as text).
         eot: put the end-of-text id between documents (default True).
-        workers: encoding processes (default: every core this process may use); 1 encodes in this process.
+        workers: encoding processes (default: every core this process may use); 1 encodes in this process. Each
+            encodes on one thread, so this is the number of cores the encoding uses, whatever the backend.
         num_shards: prepare only every ``num_shards``-th document, starting at ``shard_index`` (document ``k`` goes
             to shard ``k % num_shards``); ``lmfeed.merge`` joins the shards into the single-run store.
         shard_index: this shard, in ``[0, num_shards)``.
@@ -213,7 +220,7 @@ def prepare(
 
     Raises:
         FileNotFoundError: an input is missing. FileExistsError: ``out`` exists (pass ``force``).
-        ValueError: bad options, undecodable input, a bad JSON Lines record, or an empty corpus (with the file,
+        ValueError: bad options (``backend="fastokens"`` when it cannot be used), undecodable input, a bad JSON Lines record, or an empty corpus (with the file,
             line or byte offset). PermissionError: ``out`` cannot be written.
 
     Example:
@@ -244,6 +251,9 @@ def prepare(
     dtype = "uint16" if enc.max_token_value < 2**16 else "uint32"
     files = expand_inputs(inputs, glob=glob, format=format)
     check_output(Path(out), force=force)  # fail before any work; staging_dir checks again at the end
+    # loaded and self-checked here, before the pool forks, so workers inherit it and a fallback warns once
+    chosen = select_backend(backend, enc)
+    logger.info("encoding with %s", chosen)
 
     fingerprint = vocabulary_fingerprint(enc)
     registered = enc.name in tokenizer_names() and vocabulary_fingerprint(get_tokenizer(enc.name)) == fingerprint
@@ -274,7 +284,7 @@ def prepare(
             yield task
 
     eot_array = np.array([0 if eot_id is None else eot_id], dtype=dtype)
-    init = (enc.name if registered else enc, allow_special, dtype)
+    init = (enc.name if registered else enc, allow_special, dtype, chosen)
     total = None if any(f.size is None for f in files) else sum(f.size for f in files)  # type: ignore[misc]
     bar = _progress_bar(total, progress)
     out_path = Path(out)
