@@ -73,7 +73,8 @@ SELF_CHECK_TEXTS: tuple[str, ...] = (
     "emoji \U0001f600\U0001f44d\U0001f3fd \U0001f468\u200d\U0001f469\u200d\U0001f467 \u2764\ufe0f",
     "combining e\u0301 a\u0308\u0323 \u0915\u094d\u0937 \u0e01\u0e34",
     "CJK \u4e2d\u6587\u6f22\u5b57 \u3072\u3089\u304c\u306a \ud55c\uad6d\uc5b4",
-    "mongolian a\u180eb \u180e \u180e\u180e x",  # U+180E was a space before Unicode 6.3
+    # U+180E was a space before Unicode 6.3; fastokens' from_tiktoken loader still splits "\u180e's" differently
+    "mongolian a\u180eb \u180e \u180e\u180e x \u180e's",
     # Unicode 17 letters (Sidetic, CJK Extension J): not letters for tiktoken's Unicode 16 tables, so the
     # apostrophe joins them ([..., 6, 82]); a tokenizer that calls them letters reads "'s" as one token (338).
     "\U00010940's \U000323b0's \U0001e6c0's",
