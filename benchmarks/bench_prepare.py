@@ -6,10 +6,12 @@ language reference (``pydoc_data.topics``), shuffled and repeated deterministica
 
 Measured in one run:
   1. baseline: ``enc.encode_ordinary(doc)`` for every document, one thread, texts already in memory;
-  2. ``lmfeed prepare CORPUS -o STORE --workers N --quiet`` as a subprocess, wall time from start to exit
-     (start-up, reading, JSON parsing, writing and fsync included), and its peak memory: the largest resident
-     set of the process tree (main + workers, summed) sampled every 20 ms, and the largest single process's
-     high-water mark (VmHWM).
+  2. ``lmfeed prepare CORPUS -o STORE --workers N --backend B --quiet`` as a subprocess, for B = tiktoken and
+     fastokens, wall time from start to exit (start-up, reading, JSON parsing, writing and fsync included), and its
+     peak memory: the largest resident set of the process tree (main + workers, summed) sampled every 20 ms, and
+     the largest single process's high-water mark (VmHWM); the two stores must be byte-identical;
+  3. what bounds prepare with fastokens: the same work done once, in phases, on one thread (reading the lines,
+     parsing the JSON, encoding, writing the ids), and the fixed start-up (interpreter, tiktoken, fastokens).
 
 Usage:
     python benchmarks/bench_prepare.py                   # 200 MB, JSON Lines, 2 workers (a few minutes)
@@ -122,11 +124,11 @@ def _tree_rss(pid: int, hwm: dict[int, int]) -> int:
     return total
 
 
-def run_prepare(corpus: Path, store: Path, workers: int) -> tuple[float, int, int]:
+def run_prepare(corpus: Path, store: Path, workers: int, backend: str = "auto") -> tuple[float, int, int]:
     """Wall seconds, peak RSS of the process tree, and the largest single process's peak, of `lmfeed prepare`."""
     shutil.rmtree(store, ignore_errors=True)
     cmd = [sys.executable, "-c", "from lmfeed.cli import main; main()", "prepare", str(corpus), "--glob", "part-*", "-o", str(store),
-           "--workers", str(workers), "--quiet"]
+           "--workers", str(workers), "--backend", backend, "--quiet"]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     peak = [0]
@@ -145,6 +147,65 @@ def run_prepare(corpus: Path, store: Path, workers: int) -> tuple[float, int, in
     if proc.returncode:
         raise SystemExit(f"prepare failed with exit code {proc.returncode}")
     return seconds, peak[0], max(hwm.values(), default=0)
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    """Whether two directories hold the same files with the same bytes (compared 8 MiB at a time)."""
+    names = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
+    if names != sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()):
+        return False
+    for name in names:
+        with open(a / name, "rb") as fa, open(b / name, "rb") as fb:
+            while True:
+                x, y = fa.read(1 << 23), fb.read(1 << 23)
+                if x != y:
+                    return False
+                if not x:
+                    break
+    return True
+
+
+def phases(corpus: Path, layout: str) -> None:
+    """Time prepare's phases with fastokens once, on one thread, and the fixed start-up costs: what bounds it."""
+    import tempfile
+
+    import numpy as np
+
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import lmfeed.cli, lmfeed.prepare"], check=True)
+    interpreter = time.perf_counter() - t
+    code = ("import time; t = time.perf_counter(); from lmfeed.tokenizer import get_tokenizer; e = get_tokenizer(); "
+            "a = time.perf_counter(); from lmfeed.backends import select_backend; select_backend('fastokens', e); "
+            "print(a - t, time.perf_counter() - a)")
+    tiktoken_s, fastokens_s = map(float, subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                                        text=True).stdout.split())
+    from lmfeed.backends import batch_encoder
+    from lmfeed.tokenizer import get_tokenizer
+
+    encode = batch_encoder("fastokens", get_tokenizer("gpt2"))
+    read_s = parse_s = encode_s = write_s = 0.0
+    nbytes = 0
+    with tempfile.TemporaryFile() as out:
+        for p in sorted(corpus.glob("part-*")):
+            t = time.perf_counter()
+            with open(p, "rb") as f:
+                lines = f.readlines() if layout == "jsonl" else [f.read()]
+            nbytes += sum(map(len, lines))
+            a = time.perf_counter()
+            texts = [json.loads(line)["text"] for line in lines] if layout == "jsonl" else [lines[0].decode("utf-8")]
+            b = time.perf_counter()
+            ids, _ = encode(texts)
+            c = time.perf_counter()
+            ids.astype(np.uint16).tofile(out)
+            d = time.perf_counter()
+            read_s, parse_s, encode_s, write_s = read_s + a - t, parse_s + b - a, encode_s + c - b, write_s + d - c
+    mb = nbytes / 1e6
+    total = read_s + parse_s + encode_s + write_s
+    print(f"phases, one thread, fastokens ({mb:,.0f} MB): read {read_s:.2f} s, JSON/UTF-8 decode {parse_s:.2f} s, "
+          f"encode {encode_s:.2f} s ({mb / encode_s:.0f} MB/s), write {write_s:.2f} s; "
+          f"sum {total:.2f} s ({encode_s / total:.0%} encoding)")
+    print(f"fixed start-up: interpreter + imports {interpreter:.2f} s, tiktoken GPT-2 build {tiktoken_s:.2f} s, "
+          f"fastokens load + self-check {fastokens_s:.2f} s")
 
 
 def main() -> None:
@@ -172,18 +233,27 @@ def main() -> None:
     from lmfeed.store import TokenStore
 
     for workers in args.workers:
-        store_path = CACHE / f"store-{args.corpus_mb}mb-{args.layout}"
-        seconds, peak, largest = run_prepare(corpus, store_path, workers)
-        store = TokenStore.open(store_path)
-        separators = store.num_documents - 1
-        if len(store) - separators != base_tokens:
-            raise SystemExit(f"token counts differ: store {len(store) - separators:,} vs baseline {base_tokens:,}")
-        rate = len(store) / seconds
-        print(f"prepare   --workers {workers}: {len(store):,} tokens in {seconds:.2f} s = {rate / 1e6:.2f} M tokens/s "
-              f"({text_bytes / seconds / 1e6:.1f} MB/s), {rate / base_rate:.2f}x the baseline; "
-              f"peak memory {peak / 2**20:,.0f} MiB (process tree), "
-              f"{largest / 2**20:,.0f} MiB (largest process, VmHWM)")
-        shutil.rmtree(store_path, ignore_errors=True)
+        stores = {}
+        for backend in ("tiktoken", "fastokens"):
+            store_path = CACHE / f"store-{args.corpus_mb}mb-{args.layout}-{backend}"
+            seconds, peak, largest = run_prepare(corpus, store_path, workers, backend)
+            store = TokenStore.open(store_path)
+            separators = store.num_documents - 1
+            if len(store) - separators != base_tokens:
+                raise SystemExit(f"token counts differ: store {len(store) - separators:,} vs baseline {base_tokens:,}")
+            rate = len(store) / seconds
+            print(f"prepare   --workers {workers} --backend {backend}: {len(store):,} tokens in {seconds:.2f} s = "
+                  f"{rate / 1e6:.2f} M tokens/s ({text_bytes / seconds / 1e6:.1f} MB/s), {rate / base_rate:.2f}x the baseline; "
+                  f"peak memory {peak / 2**20:,.0f} MiB (process tree), "
+                  f"{largest / 2**20:,.0f} MiB (largest process, VmHWM)")
+            stores[backend] = store_path
+        same = _same_files(stores["tiktoken"], stores["fastokens"])
+        print(f"stores of the two backends byte-identical: {same}")
+        for path in stores.values():
+            shutil.rmtree(path, ignore_errors=True)
+        if not same:
+            raise SystemExit("the fastokens store differs from the tiktoken store")
+    phases(corpus, args.layout)
     print(f"cpu cores available: {len(os.sched_getaffinity(0))}")
 
 
