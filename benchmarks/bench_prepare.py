@@ -127,6 +127,7 @@ def _tree_rss(pid: int, hwm: dict[int, int]) -> int:
 def run_prepare(corpus: Path, store: Path, workers: int, backend: str = "auto") -> tuple[float, int, int]:
     """Wall seconds, peak RSS of the process tree, and the largest single process's peak, of `lmfeed prepare`."""
     shutil.rmtree(store, ignore_errors=True)
+    os.sync()  # the last run's dirty pages and freed blocks are flushed now, not during this run
     cmd = [sys.executable, "-c", "from lmfeed.cli import main; main()", "prepare", str(corpus), "--glob", "part-*", "-o", str(store),
            "--workers", str(workers), "--backend", backend, "--quiet"]
     start = time.perf_counter()

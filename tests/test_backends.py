@@ -250,6 +250,29 @@ def test_without_fastokens_auto_is_quiet_and_fastokens_says_how_to_install(monke
         select_backend("fastokens", ENC)
 
 
+def test_preload_is_joined_before_anyone_could_fork():
+    code = ("from lmfeed import backends; from lmfeed.tokenizer import get_tokenizer; backends.preload(); "
+            "t = backends._preload.get('thread'); e = get_tokenizer(); "
+            "print(t is not None, backends.select_backend('auto', e), t.is_alive(), len(backends._preload))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "fastokens", "False", "0"]
+
+
+def test_a_failed_preload_falls_back_with_its_reason(monkeypatch, caplog):
+    def broken():
+        raise RuntimeError("no memory for the automaton")
+
+    backends._load_fastokens.cache_clear()
+    monkeypatch.setattr(backends, "_new_fastokens", broken)
+    try:
+        backends.preload()
+        with caplog.at_level(logging.WARNING, logger="lmfeed.backends"):
+            assert select_backend("auto", ENC) == "tiktoken"
+        assert "(RuntimeError: no memory for the automaton)" in caplog.records[0].getMessage()
+    finally:
+        backends._load_fastokens.cache_clear()  # the next test loads the real one again
+
+
 def test_other_tokenizers_use_tiktoken():
     import tiktoken
 

@@ -7,17 +7,18 @@ that lmfeed generates in plain Python from the same hash-verified ``encoder.json
 encoding is built from, caches in ``${XDG_CACHE_HOME:-~/.cache}/lmfeed/`` and checks against a pinned sha256
 (never downloaded).
 
-Threads: fastokens splits one large input over its own worker threads (``FASTOKENS_BPE_THREADS``, read once per
-process). lmfeed pins it to 1 in every process that loads fastokens, so ``prepare(workers=N)`` uses N cores, not
-N x cores; it also keeps ``fork`` safe (a process that never started those threads can fork workers that use
-them). On 2 cores, 2 processes x 1 thread beat 1 process x 2 threads (see ``benchmarks/bench_prepare.py``):
-documents shorter than ~100 KB are never split over threads anyway.
+Threads: fastokens can split one large input over its own worker threads (``FASTOKENS_BPE_THREADS``, read once
+per process). lmfeed pins it to 1 in every process that loads fastokens, so ``prepare(workers=N)`` uses N cores, not
+N x cores, and ``fork`` stays safe (a process whose thread pool never started can fork workers that start their
+own). Measured on 2 cores, 200 MB of JSON Lines: 2 processes x 1 thread 1.5-1.6 s, 1 process x 2 threads 1.5-1.8 s,
+1 process x 1 thread 1.7 s; encoding is no longer what bounds ``prepare`` (reading and writing in the main process
+are), so the extra threads buy nothing that is worth giving up the strict CPU budget.
 
 Example:
     >>> encode = batch_encoder("auto", get_tokenizer("gpt2"))  # doctest: +SKIP
     >>> ids, offsets = encode(["Hello world", "Bye"])  # doctest: +SKIP
     >>> ids.tolist(), offsets.tolist()  # doctest: +SKIP
-    ([15496, 995, 33, 5948], [0, 2, 4])
+    ([15496, 995, 3886, 68], [0, 2, 4])
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
@@ -44,6 +46,7 @@ __all__ = [
     "clean_text",
     "fastokens_available",
     "gpt2_tokenizer_json",
+    "preload",
     "select_backend",
     "self_check",
     "split_batch",
@@ -201,6 +204,39 @@ def _flat_encoder(tokenizer: Any) -> BatchEncode:
     return encode
 
 
+_preload: dict[str, Any] = {}  # the background load started by preload(): its thread, then its result
+
+
+def _new_fastokens() -> BatchEncode:
+    import fastokens
+
+    _, text = gpt2_tokenizer_json()
+    # from_json_str loads exactly the verified text (from_file would also read files beside it)
+    encode = _flat_encoder(fastokens.Tokenizer.from_json_str(text))
+    encode(["warm up"])  # the first call sets up fastokens' matcher (~60 ms): here, off the caller's path
+    return encode
+
+
+def preload() -> None:
+    """Start loading fastokens' GPT-2 tokenizer on a background thread; ``select_backend`` collects it.
+
+    fastokens builds its tokenizer (~0.25 s) without holding the GIL, so building tiktoken's encoding meanwhile
+    costs no extra time. Does nothing when fastokens is not installed, or a load is already started or done.
+    """
+    if _preload or _load_fastokens.cache_info().currsize or not fastokens_available():
+        return
+    os.environ["FASTOKENS_BPE_THREADS"] = "1"  # read once, when its thread pool starts: before any large input
+
+    def run() -> None:
+        try:
+            _preload["encode"] = _new_fastokens()
+        except Exception as exc:  # noqa: BLE001 - reported by _load_fastokens
+            _preload["error"] = exc
+
+    _preload["thread"] = threading.Thread(target=run, name="lmfeed-fastokens-load", daemon=True)
+    _preload["thread"].start()
+
+
 @functools.cache
 def _load_fastokens() -> tuple[BatchEncode | None, str]:
     """(encode, "") when fastokens loads and passes the self-check in this process, else (None, why not)."""
@@ -208,13 +244,17 @@ def _load_fastokens() -> tuple[BatchEncode | None, str]:
         return None, "fastokens is not installed"
     os.environ["FASTOKENS_BPE_THREADS"] = "1"  # read once, when its thread pool starts: before any large input
     try:
-        import fastokens
-
-        _, text = gpt2_tokenizer_json()
-        # from_json_str loads exactly the verified text (from_file would also read files beside it)
-        encode = _flat_encoder(fastokens.Tokenizer.from_json_str(text))
+        if "thread" in _preload:  # joined before anyone forks: no thread of ours is ever copied into a worker
+            _preload["thread"].join()
+            if "error" in _preload:
+                raise _preload["error"]
+            encode = _preload["encode"]
+        else:
+            encode = _new_fastokens()
     except Exception as exc:  # noqa: BLE001 - any failure to load means: do not use it
         return None, f"fastokens failed to load the GPT-2 tokenizer ({type(exc).__name__}: {exc})"
+    finally:
+        _preload.clear()
     problem = self_check(encode, get_tokenizer("gpt2"))
     return (None, problem) if problem else (encode, "")
 
@@ -295,7 +335,7 @@ def batch_encoder(backend: Backend, enc: tiktoken.Encoding, *, allow_special: bo
     Example:
         >>> ids, offsets = batch_encoder("tiktoken", get_tokenizer("gpt2"))(["Hello world", "", "Bye"])
         >>> ids.tolist(), offsets.tolist()
-        ([15496, 995, 33, 5948], [0, 2, 2, 4])
+        ([15496, 995, 3886, 68], [0, 2, 2, 4])
     """
     if select_backend(backend, enc) == "tiktoken":
         return _tiktoken_encoder(enc, allow_special)

@@ -28,7 +28,7 @@ import numpy as np
 import tiktoken
 
 from lmfeed._validate import as_choice, as_int, as_probability
-from lmfeed.backends import Backend, select_backend
+from lmfeed.backends import Backend, preload, select_backend
 from lmfeed.encode_pool import Task, encoder, sigterm_as_interrupt
 from lmfeed.sources import DecodeErrors, InputFile, InputFormat, RawRecord, ReadStats, expand_inputs, iter_document_blocks
 from lmfeed.store import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore
@@ -230,6 +230,8 @@ def prepare(
     """
     from lmfeed.tokenizer import get_tokenizer, resolve_tokenizer, tokenizer_names, vocabulary_fingerprint
 
+    if backend != "tiktoken" and tokenizer == "gpt2":
+        preload()  # fastokens loads on a thread while tiktoken's encoding is built here
     enc = resolve_tokenizer(tokenizer)
     format = as_choice("format", format, ("auto", "text", "jsonl"))  # type: ignore[assignment]
     errors = as_choice("errors", errors, ("strict", "replace", "skip"))  # type: ignore[assignment]
