@@ -434,17 +434,20 @@ def big_corpus(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-@pytest.mark.parametrize("fraction", [0.15, 0.5, 0.85])
+@pytest.mark.parametrize("fraction", [0.0, 0.4, 0.8])
 def test_killed_prepare_leaves_no_partial_store_and_a_rerun_gives_the_same_bytes(big_corpus, tmp_path, sig, fraction):
     docs, reference, duration = big_corpus
     out = tmp_path / "out.store"
     args = [_lmfeed(), "prepare", str(docs), "-o", str(out), "--workers", "2", "--quiet"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(fraction * duration)  # early (start-up), in the middle, and near the end of the work
+    started = time.perf_counter()
+    while not list(tmp_path.glob(".out.store.tmp-*")) and time.perf_counter() - started < 30:
+        time.sleep(0.005)  # wait for the work to begin: a Ctrl-C during Python's own start-up is Python's
+    time.sleep(fraction * duration)  # early, in the middle, and near the end of the work
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    if fraction < 0.5:
-        assert not out.exists() and proc.returncode != 0  # a run cannot finish in a sixth of its time
+    if fraction == 0.0:
+        assert not out.exists() and proc.returncode != 0  # killed as soon as it began
     if out.exists():  # it finished before the signal: then it is whole
         assert _tree_bytes(out) == reference
     else:
