@@ -258,11 +258,23 @@ def test_preload_is_joined_before_anyone_could_fork():
     assert out == ["True", "fastokens", "False", "0"]
 
 
+def test_an_early_error_exits_cleanly_while_fastokens_still_loads(tmp_path):
+    # the input check fails while the preload thread is inside fastokens; a daemon thread there made the
+    # interpreter abort at exit ("FATAL: exception not rethrown", exit 134) about one run in three
+    args = [sys.executable, "-c", "from lmfeed.cli import main; main()", "prepare", str(tmp_path / "missing.txt"),
+            "-o", str(tmp_path / "s")]
+    for _ in range(5):
+        done = subprocess.run(args, capture_output=True, text=True)
+        assert (done.returncode, done.stderr.strip().splitlines()) == (1, [
+            f"Error: No such file or directory: {str(tmp_path / 'missing.txt')!r}. Check the path."])
+
+
 def test_a_failed_preload_falls_back_with_its_reason(monkeypatch, caplog):
     def broken():
         raise RuntimeError("no memory for the automaton")
 
     backends._load_fastokens.cache_clear()
+    monkeypatch.setattr(backends, "_loaded", [])
     monkeypatch.setattr(backends, "_new_fastokens", broken)
     try:
         backends.preload()

@@ -205,6 +205,7 @@ def _flat_encoder(tokenizer: Any) -> BatchEncode:
 
 
 _preload: dict[str, Any] = {}  # the background load started by preload(): its thread, then its result
+_loaded: list[bool] = []  # not empty once _load_fastokens ran in this process (preloading is then pointless)
 
 
 def _new_fastokens() -> BatchEncode:
@@ -223,7 +224,7 @@ def preload() -> None:
     fastokens builds its tokenizer (~0.25 s) without holding the GIL, so building tiktoken's encoding meanwhile
     costs no extra time. Does nothing when fastokens is not installed, or a load is already started or done.
     """
-    if _preload or _load_fastokens.cache_info().currsize or not fastokens_available():
+    if _preload or _loaded or not fastokens_available():
         return
     os.environ["FASTOKENS_BPE_THREADS"] = "1"  # read once, when its thread pool starts: before any large input
 
@@ -233,13 +234,16 @@ def preload() -> None:
         except Exception as exc:  # noqa: BLE001 - reported by _load_fastokens
             _preload["error"] = exc
 
-    _preload["thread"] = threading.Thread(target=run, name="lmfeed-fastokens-load", daemon=True)
+    # not a daemon: a process that exits (say, on a bad argument) waits for it; a daemon thread still inside
+    # fastokens at interpreter shutdown aborts the process ("FATAL: exception not rethrown")
+    _preload["thread"] = threading.Thread(target=run, name="lmfeed-fastokens-load")
     _preload["thread"].start()
 
 
 @functools.cache
 def _load_fastokens() -> tuple[BatchEncode | None, str]:
     """(encode, "") when fastokens loads and passes the self-check in this process, else (None, why not)."""
+    _loaded.append(True)
     if not fastokens_available():
         return None, "fastokens is not installed"
     os.environ["FASTOKENS_BPE_THREADS"] = "1"  # read once, when its thread pool starts: before any large input
