@@ -327,3 +327,10 @@ def test_bad_weights_are_clear_errors(tmp_path):
         create_dataloader({a: 1.0, b: 0}, batch_size=2, max_length=4, stride=4)
     with pytest.raises(TypeError, match="must be a number"):
         create_dataloader({a: "lots"}, batch_size=2, max_length=4, stride=4)
+
+
+def test_text_backends_give_the_same_batches(reference_text):
+    pytest.importorskip("fastokens")
+    kwargs = dict(batch_size=4, max_length=32, stride=16, seed=3)
+    assert same(batches(create_dataloader(reference_text, backend="fastokens", **kwargs)),
+                batches(create_dataloader(reference_text, backend="tiktoken", **kwargs)))

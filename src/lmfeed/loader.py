@@ -193,6 +193,7 @@ def create_dataloader(
     num_workers: int = 0,
     *,
     tokenizer: Any = "gpt2",
+    backend: Literal["auto", "tiktoken", "fastokens"] = "auto",
     seed: int | None = None,
     sampling: Literal["windows", "random"] = "windows",
     num_samples: int | None = None,
@@ -221,6 +222,8 @@ def create_dataloader(
             among ranks; without it they are padded by repeating windows from the start of the order).
         num_workers: worker processes, as in ``DataLoader``. 0 loads in the main process.
         tokenizer: tokenizer name or ``tiktoken.Encoding`` for text sources. Default ``"gpt2"``.
+        backend: what encodes text sources (:mod:`lmfeed.backends`; the ids are tiktoken's either way):
+            ``"auto"`` takes the fast exact backend for long texts when it is installed and passes its self-check.
         seed: makes shuffling and random sampling reproducible and independent of the global RNG.
         sampling: ``"windows"`` (the sliding windows) or ``"random"`` (``num_samples`` windows at uniformly random
             token offsets per epoch, like nanoGPT's ``get_batch``).
@@ -252,10 +255,12 @@ def create_dataloader(
     if seed is not None:
         seed = as_int("seed", seed, minimum=0)
     sampling = as_choice("sampling", sampling, ("windows", "random"))
+    backend = as_choice("backend", backend, ("auto", "tiktoken", "fastokens"))
     rank, world_size = _distributed_defaults(rank, world_size)
 
     def windows_of(one: Any) -> SlidingWindowDataset:
-        ids, info = load_token_ids(one, tokenizer=tokenizer, need_eot=respect_documents or return_positions)
+        ids, info = load_token_ids(one, tokenizer=tokenizer, need_eot=respect_documents or return_positions,
+                                   backend=backend)
         starts, dropped = None, 0
         if respect_documents:
             if info["eot_id"] is None:
