@@ -408,7 +408,8 @@ def test_disk_full_keeps_the_previous_store_and_leaves_nothing_partial(small_sto
     monkeypatch.setattr(store_writer.StoreWriter, "write_chunk", no_space)
     result = CliRunner().invoke(cli, ["prepare", str(_write_docs(tmp_path / "d")), "-o", str(out), "--force",
                                       "--workers", "1", "--quiet"])
-    assert result.exit_code == 1 and "No space left on device" in result.output
+    assert result.exit_code == 1 and result.output.startswith("Error: No space left on the device while writing")
+    assert "is unchanged" in result.output
     assert len(result.output.splitlines()) == 1
     assert _tree_bytes(out) == before  # the old store, whole
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging directory left

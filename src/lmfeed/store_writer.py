@@ -8,6 +8,7 @@ directory, which never opens as a store (no metadata) and which the next run for
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -185,6 +186,13 @@ def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
         _fsync_dir(out.parent)
         if old is not None:
             shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(exc.errno, f"No space left on the device while writing {str(out)!r}. Free space there, or "
+                          f"choose another output; nothing was written, and a store already at {str(out)!r} is "
+                          "unchanged.") from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

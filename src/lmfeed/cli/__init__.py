@@ -51,8 +51,8 @@ class _LazyGroup(click.Group):
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        text = f"{exc.strerror}: {exc.filename}"
+    if isinstance(exc, OSError) and exc.strerror:  # not "[Errno 28] ...": the sentence, and the file if any
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     return " ".join(text.split())
 
 
