@@ -24,7 +24,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmfeed import backends
-from lmfeed.backends import SELF_CHECK_TEXTS, batch_encoder, clean_text, select_backend, self_check, split_batch
+from lmfeed.backends import (
+    SELF_CHECK_TEXTS,
+    batch_encoder,
+    clean_text,
+    select_backend,
+    self_check,
+    split_batch,
+    whitespace_cuts,
+)
 from lmfeed.prepare import prepare
 from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
 
@@ -347,3 +355,21 @@ def test_cli_backend_option(tmp_path):
     assert np.load(tmp_path / "s" / "tokens.npy").tolist() == [15496, 995]
     result = CliRunner().invoke(main, ["prepare", "--help"])
     assert "--backend [auto|tiktoken|fastokens]" in result.output
+
+
+@given(st.text(st.sampled_from(["a", "b", " ", "\n", "\t", "\x1f", "\u3000", "\xa0", "'", "s", "1", "é", "!"]),
+               max_size=60), st.integers(1, 4))
+def test_cutting_long_whitespace_runs_keeps_tiktokens_ids(text, min_run):
+    enc = get_tokenizer()
+    cuts = whitespace_cuts(text, min_run=min_run)
+    bounds = [0, *cuts, len(text)]
+    pieces = [enc.encode_ordinary(text[a:b]) for a, b in zip(bounds, bounds[1:])]
+    assert [i for p in pieces for i in p] == enc.encode_ordinary(text)
+
+
+def test_a_million_spaces_before_a_letter_encode_where_tiktoken_alone_overflows():
+    enc = get_tokenizer()
+    text = "x" + " " * 1_000_000 + "y"
+    ids, _ = batch_encoder("tiktoken", enc)([text])
+    assert len(ids) == 1_000_001 and ids[0] == 87 and ids[-1] == 331  # "x", 999,999 x " ", " y"
+    assert (ids[1:-1] == 220).all()

@@ -476,3 +476,34 @@ def test_two_prepares_to_one_output_one_wins_the_other_fails_clearly(big_corpus,
     loser = next(err for code, err in results if code == 1)
     assert loser.startswith("Error: ") and len(loser.strip().splitlines()) == 1, loser
     assert _tree_bytes(out) == reference
+
+
+# -- text at the extremes: one long line, long runs of one character ---------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: " ".join(["word", "another", "Jack's", "1999", "--"] * 2_000_000),  # ~40 MB, no newline at all
+        lambda: "a" * 1_000_000,
+        lambda: " " * 1_000_000 + "x",
+        lambda: "\n" * 1_000_000,
+        lambda: "7" * 1_000_000,
+        lambda: "é" * 500_000,
+    ],
+    ids=["40MB-single-line", "1M-a", "1M-spaces", "1M-newlines", "1M-digits", "500k-e-acute"],
+)
+def test_prepare_handles_long_lines_and_runs_with_tiktokens_ids(tmp_path, make):
+    text = make()
+    (tmp_path / "doc.txt").write_text(text, encoding="utf-8")
+    store = prepare(tmp_path / "doc.txt", tmp_path / "s", workers=2, backend="tiktoken")
+    try:
+        expected = get_tokenizer().encode_ordinary(text)
+    except BaseException:  # tiktoken alone overflows its regex stack on 1M spaces before a letter: ask fastokens
+        pytest.importorskip("fastokens")
+        from lmfeed.backends import batch_encoder
+
+        expected = batch_encoder("fastokens", get_tokenizer())([text])[0].tolist()
+    assert store.num_documents == 1 and len(store) == len(expected)
+    assert np.array_equal(store.tokens, np.array(expected, dtype=np.uint16))

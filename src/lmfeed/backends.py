@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -370,6 +371,39 @@ def batch_encoder(backend: Backend, enc: tiktoken.Encoding, *, allow_special: bo
     return encode_special
 
 
+# tiktoken's regex engine overflows its stack on a long whitespace run before a non-space (1M spaces then "x"
+# panics in tiktoken 0.14), so such runs are encoded apart; below this length they are left alone.
+LONG_WHITESPACE = 1 << 16
+# Unicode's White_Space, which the Rust regex's \s means (Python's \s also takes \x1c-\x1f, which it does not)
+_WS = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def _has_gpt2_pattern(enc: tiktoken.Encoding) -> bool:
+    from tiktoken_ext.openai_public import r50k_pat_str
+
+    return enc._pat_str == r50k_pat_str  # tiktoken has no public accessor for the pattern
+
+
+def whitespace_cuts(text: str, *, min_run: int = LONG_WHITESPACE) -> list[int]:
+    """Where GPT-2's encoding may cut ``text`` to set apart whitespace runs of ``min_run`` or more characters.
+
+    For a run ``text[a:b]`` followed by a non-space, GPT-2's pre-tokenizer makes ``text[a:b-1]`` one piece
+    (``\s+(?!\S)``) and lets the last whitespace character open the next piece (`` ?\p{L}+`` and kin); no piece
+    crosses from a non-space into the run. So cutting at ``a`` and ``b - 1`` gives the same pieces, hence the same
+    ids, and each part is encoded without the long backtracking. Returns sorted cut positions.
+
+    Example:
+        >>> whitespace_cuts("ab" + " " * 5 + "cd", min_run=3)
+        [2, 6]
+    """
+    cuts: list[int] = []
+    # a run starts after a non-space (or at the start): each run is scanned once, the search stays linear
+    for m in re.finditer(f"(?<![{_WS}])[{_WS}]{{{min_run},}}(?=[^{_WS}])", text):
+        a, b = m.span()
+        cuts += [a, b - 1] if a > 0 else [b - 1]
+    return cuts
+
+
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(arrays).astype(np.uint32, copy=False) if arrays else np.zeros(0, dtype=np.uint32)
 
@@ -378,11 +412,20 @@ def _tiktoken_encoder(enc: tiktoken.Encoding, allow_special: bool) -> BatchEncod
     allowed: set[str] = {ENDOFTEXT} if allow_special else set()
     disallowed: Any = "all" if allowed else ()  # with nothing allowed or checked this is encode_ordinary
 
-    def encode_one(text: str) -> np.ndarray:
+    splittable = _has_gpt2_pattern(enc)
+
+    def encode_piece(text: str) -> np.ndarray:
         try:  # encode_to_numpy skips tiktoken's Python list of ids
             return enc.encode_to_numpy(text, allowed_special=allowed, disallowed_special=disallowed)
         except UnicodeEncodeError:  # encode_to_numpy lacks the fix-up that encode has
             return enc.encode_to_numpy(clean_text(text), allowed_special=allowed, disallowed_special=disallowed)
+
+    def encode_one(text: str) -> np.ndarray:
+        cuts = whitespace_cuts(text) if splittable else []
+        if not cuts:
+            return encode_piece(text)
+        bounds = [0, *cuts, len(text)]
+        return _joined([encode_piece(text[a:b]) for a, b in zip(bounds, bounds[1:])])
 
     def encode(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         arrays = [encode_one(t) for t in texts]
