@@ -385,7 +385,7 @@ def _has_gpt2_pattern(enc: tiktoken.Encoding) -> bool:
 
 
 def whitespace_cuts(text: str, *, min_run: int = LONG_WHITESPACE) -> list[int]:
-    """Where GPT-2's encoding may cut ``text`` to set apart whitespace runs of ``min_run`` or more characters.
+    r"""Where GPT-2's encoding may cut ``text`` to set apart whitespace runs of ``min_run`` or more characters.
 
     For a run ``text[a:b]`` followed by a non-space, GPT-2's pre-tokenizer makes ``text[a:b-1]`` one piece
     (``\s+(?!\S)``) and lets the last whitespace character open the next piece (`` ?\p{L}+`` and kin); no piece
