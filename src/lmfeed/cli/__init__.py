@@ -47,6 +47,14 @@ class _LazyGroup(click.Group):
             ctx.exit(0)
         except (ValueError, TypeError, OSError, LookupError) as exc:
             raise click.ClickException(_one_line(exc)) from None
+        except BaseException as exc:
+            if type(exc).__name__ != "PanicException":  # KeyboardInterrupt, SystemExit: click's to handle
+                raise
+            # a Rust tokenizer gave up on the input (pyo3 panics are BaseExceptions, so nothing above caught it)
+            raise click.ClickException(
+                f"The tokenizer crashed on this input ({_one_line(exc)}). Try --backend tiktoken or fastokens "
+                "where the command has it, and please report the input."
+            ) from None
 
 
 def _one_line(exc: BaseException) -> str:
