@@ -79,3 +79,15 @@ def test_decode_inverts_encode_for_any_unicode(text):
     # tiktoken replaces lone surrogates (not encodable as UTF-8) with U+FFFD before encoding
     expected = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     assert enc.decode(enc.encode_ordinary(text)) == expected
+
+
+def test_ranks_equal_tiktoken_s_own_loader_of_the_two_files():
+    # independent source: tiktoken derives the ranks from vocab.bpe's merges and checks them against encoder.json
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+
+    reference = data_gym_to_mergeable_bpe_ranks(vocab_bpe_file=tk.gpt2_file("vocab.bpe"),
+                                                encoder_json_file=tk.gpt2_file("encoder.json"))
+    ranks = tk.gpt2_mergeable_ranks()
+    assert len(ranks) == 50256
+    assert ranks == reference
+    assert ranks[b" the"] == 262 and ranks[b"\n"] == 198 and ranks[bytes([0])] == 188
