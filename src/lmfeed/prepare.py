@@ -52,13 +52,14 @@ class TrainVal(NamedTuple):
 
 # ---- cutting long documents without changing ids ---------------------------------------------------------------
 
-# GPT-2's pre-tokenizer (tiktoken's r50k pattern, also p50k's):
-#   's|'t|'re|'ve|'m|'ll|'d | ?\p{L}+ | ?\p{N}+ | ?[^\s\p{L}\p{N}]+ | \s+(?!\S) | \s+
+# GPT-2's pre-tokenizer (tiktoken's r50k pattern, also p50k's), as tiktoken 0.14 writes it:
+#   '(?:[sdmt]|ll|ve|re) | ?\p{L}++ | ?\p{N}++ | ?[^\s\p{L}\p{N}]++ | \s++$ | \s+(?!\S) | \s
 # No alternative that matches a non-space character can go on into a following space or newline, and none looks
-# behind. So between a non-space character and a following " " or "\n" the pattern always ends one match and
-# starts the next, the same whether the text goes on or ends there: encode(a + b) == encode(a) + encode(b) for
-# a ending in a non-space and b starting with " " or "\n". Python's \S excludes everything str.isspace() calls
-# space, a superset of the regex's Unicode White_Space, so it never takes a space for a non-space.
+# behind; the only anchor, `$`, is the end of the text and sits in whitespace alternatives. So between a
+# non-space character and a following " " or "\n" the pattern always ends one match and starts the next, the
+# same whether the text goes on or ends there: encode(a + b) == encode(a) + encode(b) for a ending in a non-space
+# and b starting with " " or "\n". Python's \S excludes everything str.isspace() calls space, a superset of the
+# regex's Unicode White_Space, so it never takes a space for a non-space.
 # tests/test_prepare.py checks this with hypothesis against tiktoken itself.
 _NEWLINE_CUT = re.compile(r"\S\n")
 _SPACE_CUT = re.compile(r"\S ")
