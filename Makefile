@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# lmfeed against its peers (benchmarks/run.py; ~10 min on 2 cores, QUICK=1 ~1 min). The seed's package would pull a
+# lmfeed against its peers (benchmarks/run.py; ~4 min on 2 cores, QUICK=1 ~1 min). The seed's package would pull a
 # CUDA torch and TensorFlow with its dependencies: it is installed without them (it needs only torch and tiktoken).
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,bench]'
