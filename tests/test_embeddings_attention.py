@@ -156,6 +156,10 @@ def test_describe_shows_real_values() -> None:
     sinusoidal = E.describe_positional("sinusoidal", embed_dim=4, length=3)  # 10000^(2/4) = 100
     values = ", ".join(f"{v:+.4f}" for v in (math.sin(2), math.cos(2), math.sin(0.02), math.cos(0.02)))
     assert f"position 2: [{values}]" in sinusoidal
+    learned = E.describe_positional("learned", embed_dim=3, length=2)  # labelled as its own example table
+    torch.manual_seed(123)
+    first = ", ".join(f"{v:+.4f}" for v in torch.nn.Embedding(2, 3).weight[0].tolist())  # the seed's [0.3374, ...]
+    assert "a fresh 2 x 3 table drawn under torch.manual_seed(123)" in learned and f"position 0: [{first}]" in learned
     alibi = E.describe_positional("alibi", num_heads=8)
     assert "slopes (8 heads): 0.5, 0.25, 0.125" in alibi and "[-1.5000, -1.0000, -0.5000, +0.0000]" in alibi
     with pytest.raises(ValueError, match="Choose one of"):

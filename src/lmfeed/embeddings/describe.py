@@ -90,13 +90,15 @@ def _values(kind: str, embed_dim: int, num_heads: int, length: int) -> list[str]
     if kind == "none":
         return []
     if kind in ("learned", "sinusoidal"):
-        if kind == "learned":
+        if kind == "learned":  # a small example table of its own, not any model's
             pe = LearnedPositionalEmbedding(length, embed_dim)
+            head = f"  an example: a fresh {length} x {embed_dim} table drawn under torch.manual_seed(123)"
         else:
             pe = SinusoidalPositionalEmbedding(embed_dim)
+            head = f"  the first {length} positions at embed_dim={embed_dim} (the same at every run and in every model)"
         with torch.no_grad():
             table = pe(positions)
-        return [f"  position {p}: {_fmt(table[p])}" for p in range(length)]
+        return [head] + [f"  position {p}: {_fmt(table[p])}" for p in range(length)]
     if kind == "rope":
         rope = RotaryEmbedding(embed_dim)
         unit = torch.zeros(1, 1, length, embed_dim)
