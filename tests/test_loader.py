@@ -262,6 +262,9 @@ def test_a_path_given_as_str_gets_a_hint(tmp_path, short_text):
     path.write_text(short_text, encoding="utf-8")
     with pytest.raises(ValueError, match=r"names an existing path.*pass pathlib.Path"):
         create_dataloader(str(path), batch_size=2, max_length=64, stride=64)
+    # also when the path's few tokens do make a window but not a batch (the seed's sizes on a store's path)
+    with pytest.raises(ValueError, match=r"names an existing path.*pass pathlib.Path.*too few for one batch of 8"):
+        create_dataloader(str(tmp_path), batch_size=8, max_length=4, stride=4, shuffle=False)
 
 
 def test_state_from_other_data_is_refused(short_text):

@@ -167,6 +167,15 @@ class WindowLoader(DataLoader):
             yield batch
 
 
+_PATH_HINT = ("source is the string {0!r}, which names an existing path, and a str is read as raw text (as in the "
+              "seed). To read the file or store, pass pathlib.Path({0!r}).")
+
+
+def _names_a_path(source: Any) -> bool:
+    """A short one-line str that names an existing file or directory: most likely a path passed as text."""
+    return isinstance(source, str) and len(source) < 4096 and "\n" not in source and os.path.exists(source)
+
+
 def _distributed_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if rank is None and world_size is None:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -271,12 +280,9 @@ def create_dataloader(
         try:
             windows = SlidingWindowDataset(ids, max_length, stride, starts=starts, eot_id=info["eot_id"],
                                            return_positions=return_positions, reopen=info["reopen"])
-        except ValueError:
-            if isinstance(one, str) and len(one) < 4096 and "\n" not in one and os.path.exists(one):
-                raise ValueError(
-                    f"source is the string {one!r}, which names an existing path, and a str is read as raw text "
-                    f"(as in the seed). To read the file or store, pass pathlib.Path({one!r})."
-                ) from None
+        except ValueError as error:
+            if _names_a_path(one):
+                raise ValueError(f"{_PATH_HINT.format(one)} ({error})") from None
             raise
         if respect_documents:
             windows.dropped_tokens = dropped
@@ -319,6 +325,9 @@ def create_dataloader(
     sampler = WindowBatchSampler(order, batch_size, seed=seed, drop_last=bool(drop_last), rank=rank,
                                  world_size=world_size)
     if len(sampler) == 0:
+        if _names_a_path(source):
+            raise ValueError(f"{_PATH_HINT.format(source)} ({windows.num_tokens:,} tokens of text, too few for one "
+                             f"batch of {batch_size})")
         share = f" per rank ({world_size} ranks)" if world_size > 1 else ""
         raise ValueError(
             f"batch_size={batch_size} with drop_last=True needs at least {batch_size} windows{share}, but "
