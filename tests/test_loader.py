@@ -226,6 +226,26 @@ def test_respect_documents_keeps_windows_inside_documents(reference_text):
     assert loader.dataset.dropped_tokens >= 0
 
 
+def test_respect_documents_holds_for_random_offsets_too(reference_text):
+    eot = get_tokenizer().eot_token
+    kwargs = dict(batch_size=50, max_length=64, sampling="random", num_samples=2000, seed=3)
+    crossing = create_dataloader(reference_text[:80_000], **kwargs)
+    assert any((inputs == eot).any() for inputs, _ in crossing)  # without it, random windows do cross documents
+    loader = create_dataloader(reference_text[:80_000], respect_documents=True, **kwargs)
+    starts = set()
+    for inputs, targets in loader:
+        assert not (inputs == eot).any() and torch.equal(inputs[:, 1:], targets[:, :-1])
+        starts.update(map(tuple, inputs[:, :4].tolist()))
+    assert len(starts) > 1500  # offsets, not a few aligned windows
+    assert loader.dataset.dropped_tokens == create_dataloader(  # the same short documents as the windows skip
+        reference_text[:80_000], batch_size=1, max_length=64, stride=1, respect_documents=True).dataset.dropped_tokens
+    again = create_dataloader(reference_text[:80_000], respect_documents=True, **kwargs)
+    assert [b[0].tolist() for b in again] == [b[0].tolist() for b in create_dataloader(  # the seed decides
+        reference_text[:80_000], respect_documents=True, **kwargs)]
+    with pytest.raises(ValueError, match=r"no document is longer than 20000 tokens.*Lower max_length"):
+        create_dataloader(reference_text[:80_000], respect_documents=True, **{**kwargs, "max_length": 20_000})
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

@@ -4,7 +4,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmfeed.windows import SlidingWindowDataset, as_token_array, document_window_starts, num_windows, restart_positions
+from lmfeed.windows import (
+    DocumentOffsets,
+    SlidingWindowDataset,
+    as_token_array,
+    document_window_starts,
+    num_windows,
+    restart_positions,
+)
 
 from seed_reference import SeedDataset
 
@@ -126,3 +133,17 @@ def test_document_windows_never_cross_a_boundary(lengths, max_length, stride):
     assert starts.tolist() == expected and dropped == expected_dropped
     for s in starts:
         assert eot not in ids[s : s + max_length]  # inputs stay inside one document
+
+
+@given(lengths=st.lists(st.integers(1, 30), min_size=1, max_size=12), max_length=st.integers(1, 12))
+def test_document_offsets_number_every_safe_offset_once(lengths, max_length):
+    eot = 99
+    stream = []
+    for i, n in enumerate(lengths):
+        stream += ([eot] if i else []) + [1] * n
+    ids = np.array(stream)
+    table = DocumentOffsets(ids, max_length, eot_id=eot)
+    # independently: every offset whose input holds no separator (its target stays in the stream)
+    safe = [s for s in range(len(ids) - max_length) if eot not in ids[s : s + max_length]]
+    assert table.offsets(np.arange(len(table))).tolist() == safe
+    assert table.dropped_tokens == document_window_starts(ids, max_length, 1, eot_id=eot)[1]

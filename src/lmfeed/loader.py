@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from lmfeed._validate import as_choice, as_int
 from lmfeed.sampler import RandomOffsets, WindowBatchSampler, WindowOrder
 from lmfeed.stream import load_token_ids
-from lmfeed.windows import SlidingWindowDataset, WindowBatch, document_window_starts
+from lmfeed.windows import DocumentOffsets, SlidingWindowDataset, WindowBatch, document_window_starts
 
 __all__ = ["WindowLoader", "create_dataloader", "create_train_val_loaders"]
 
@@ -42,17 +42,24 @@ def collate_windows(data: Any) -> Any:
 
 
 class _OffsetDataset(Dataset):
-    """The windows of a :class:`SlidingWindowDataset`, addressed by token offset instead of window index."""
+    """The windows of a :class:`SlidingWindowDataset`, addressed by token offset instead of window index; with
+    ``document_offsets``, by the number of a document-safe offset (:class:`~lmfeed.windows.DocumentOffsets`)."""
 
-    def __init__(self, windows: SlidingWindowDataset, num_samples: int) -> None:
+    def __init__(self, windows: SlidingWindowDataset, num_samples: int,
+                 document_offsets: DocumentOffsets | None = None) -> None:
         self.windows = windows
         self.num_samples = num_samples
+        self.document_offsets = document_offsets
+        self.dropped_tokens = getattr(windows, "dropped_tokens", 0)  # as on the windows, for respect_documents
 
     def __len__(self) -> int:
         return self.num_samples
 
     def __getitems__(self, offsets: np.ndarray) -> WindowBatch:
-        return self.windows.gather(np.asarray(offsets, dtype=np.int64))
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if self.document_offsets is not None:
+            offsets = self.document_offsets.offsets(offsets)
+        return self.windows.gather(offsets)
 
     def __getitem__(self, offset: int) -> tuple[torch.Tensor, ...]:
         return self.__getitems__(np.array([offset]))[0]
@@ -239,7 +246,8 @@ def create_dataloader(
         num_samples: windows per epoch for ``sampling="random"`` and for a mapping of sources.
         rank, world_size: this process's share; by default taken from an initialised ``torch.distributed``.
         respect_documents: windows never cross an end-of-text token (documents shorter than ``max_length + 1``
-            tokens, separator included, give no window; see ``loader.dataset.dropped_tokens``).
+            tokens, separator included, give no window; see ``loader.dataset.dropped_tokens``); with
+            ``sampling="random"``, offsets are drawn uniformly among those whose window stays inside one document.
         return_positions: batches get a third tensor, ``position_ids`` (B, T), restarting at 0 at every end-of-text.
         pin_memory, persistent_workers: as in ``DataLoader``.
 
@@ -267,7 +275,10 @@ def create_dataloader(
     backend = as_choice("backend", backend, ("auto", "tiktoken", "fastokens"))
     rank, world_size = _distributed_defaults(rank, world_size)
 
+    document_offsets: DocumentOffsets | None = None  # random offsets that keep inside documents
+
     def windows_of(one: Any) -> SlidingWindowDataset:
+        nonlocal document_offsets
         ids, info = load_token_ids(one, tokenizer=tokenizer, need_eot=respect_documents or return_positions,
                                    backend=backend)
         starts, dropped = None, 0
@@ -275,8 +286,12 @@ def create_dataloader(
             if info["eot_id"] is None:
                 raise ValueError("respect_documents=True needs documents separated by end-of-text; this store has "
                                  "none (it was prepared with --no-eot).")
-            starts, dropped = document_window_starts(ids, max_length, stride, eot_id=info["eot_id"],
-                                                     doc_starts=info["doc_starts"])
+            if sampling == "random":
+                document_offsets = DocumentOffsets(ids, max_length, eot_id=info["eot_id"], doc_starts=info["doc_starts"])
+                dropped = document_offsets.dropped_tokens
+            else:
+                starts, dropped = document_window_starts(ids, max_length, stride, eot_id=info["eot_id"],
+                                                         doc_starts=info["doc_starts"])
         try:
             windows = SlidingWindowDataset(ids, max_length, stride, starts=starts, eot_id=info["eot_id"],
                                            return_positions=return_positions, reopen=info["reopen"])
@@ -313,8 +328,14 @@ def create_dataloader(
             if num_samples is None:
                 raise ValueError("sampling='random' needs num_samples, the windows per epoch (e.g. num_samples=10_000).")
             num_samples = as_int("num_samples", num_samples, minimum=1)
-            dataset = _OffsetDataset(windows, num_samples)
-            order = RandomOffsets(num_samples, high=windows.num_tokens - max_length)
+            dataset = _OffsetDataset(windows, num_samples, document_offsets)
+            if document_offsets is not None and len(document_offsets) == 0:
+                raise ValueError(
+                    f"respect_documents=True with max_length={max_length}: no document is longer than {max_length} "
+                    "tokens, so no window fits inside one. Lower max_length, or pass respect_documents=False."
+                )
+            high = len(document_offsets) if document_offsets is not None else windows.num_tokens - max_length
+            order = RandomOffsets(num_samples, high=high)
         else:
             dataset, order = windows, WindowOrder(len(windows), shuffle=bool(shuffle))
     num_items = order.num_items

@@ -283,14 +283,52 @@ def document_window_starts(
         >>> starts.tolist(), dropped  # documents of 6, 3 and 5 tokens: the 3-token one is too short
         ([0, 2, 9], 3)
     """
-    n = len(token_ids)
-    if doc_starts is None:
-        doc_starts = np.concatenate(([0], np.flatnonzero(np.asarray(token_ids) == eot_id) + 1))
-        doc_starts = doc_starts[doc_starts < n]
-    doc_starts = np.asarray(doc_starts, dtype=np.int64)
-    lengths = np.diff(np.append(doc_starts, n))
+    doc_starts, lengths = _document_spans(token_ids, eot_id, doc_starts)
     counts = np.where(lengths > max_length, (lengths - max_length - 1) // stride + 1, 0)
     dropped = int(lengths[counts == 0].sum())
     first = np.repeat(doc_starts, counts)
     within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     return first + within * stride, dropped
+
+
+class DocumentOffsets:
+    """Every token offset whose window stays inside one document, numbered 0 .. ``len(self) - 1`` without listing them.
+
+    The random-offset counterpart of :func:`document_window_starts` (which lists the windows at a stride): document i
+    of ``L`` tokens (separator included) has ``L - max_length`` offsets, so a uniform draw over ``range(len(self))``
+    is a uniform draw over the document-safe offsets. Memory is O(documents), not O(tokens).
+
+    Example:
+        >>> ids = np.array([1, 2, 3, 4, 5, 50256, 6, 7, 50256, 8, 9, 10, 11, 12])
+        >>> table = DocumentOffsets(ids, 3, eot_id=50256)
+        >>> len(table), table.offsets(np.arange(len(table))).tolist(), table.dropped_tokens
+        (5, [0, 1, 2, 9, 10], 3)
+    """
+
+    def __init__(self, token_ids: np.ndarray, max_length: int, *, eot_id: int,
+                 doc_starts: np.ndarray | None = None) -> None:
+        doc_starts, lengths = _document_spans(token_ids, eot_id, doc_starts)
+        counts = np.maximum(lengths - max_length, 0)
+        self.dropped_tokens = int(lengths[counts == 0].sum())
+        keep = counts > 0
+        self._starts = doc_starts[keep]
+        self._ends = np.cumsum(counts[keep])  # offsets numbered before the end of each kept document
+
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    def offsets(self, numbers: np.ndarray) -> np.ndarray:
+        """Token offsets of the document-safe windows numbered ``numbers`` (any shape, values in ``[0, len)``)."""
+        doc = np.searchsorted(self._ends, numbers, side="right")
+        before = np.where(doc > 0, self._ends[np.maximum(doc - 1, 0)], 0)
+        return self._starts[doc] + (numbers - before)
+
+
+def _document_spans(token_ids: np.ndarray, eot_id: int, doc_starts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, lengths)`` of the documents, each ending with its separator; from the index, or by scanning."""
+    n = len(token_ids)
+    if doc_starts is None:
+        doc_starts = np.concatenate(([0], np.flatnonzero(np.asarray(token_ids) == eot_id) + 1))
+        doc_starts = doc_starts[doc_starts < n]
+    doc_starts = np.asarray(doc_starts, dtype=np.int64)
+    return doc_starts, np.diff(np.append(doc_starts, n))
