@@ -182,6 +182,23 @@ def test_resume_on_another_world_size_continues_the_global_order(short_text):
     assert len(rest) == len(whole) - 12
 
 
+def test_resume_where_nothing_is_left_for_the_new_world_size_starts_the_next_epoch():
+    ids = np.arange(10_031)  # 1,003 windows of 10 at stride 10
+    kwargs = dict(batch_size=1, max_length=10, stride=10, seed=1)
+    one = create_dataloader(ids, **kwargs)
+    it = iter(one)
+    for _ in range(1001):  # two windows left: less than one batch for each of 4 ranks
+        next(it)
+    state = one.state_dict()
+    ranks = [create_dataloader(ids, **kwargs, rank=r, world_size=4) for r in range(4)]
+    fresh = [create_dataloader(ids, **kwargs, rank=r, world_size=4) for r in range(4)]
+    for loader, reference in zip(ranks, fresh):
+        loader.load_state_dict(state)
+        assert list(loader) == [] and loader.epoch == 1  # the rest of epoch 0 is empty here: the epoch ends
+        reference.set_epoch(1)
+        assert torch.equal(next(iter(loader))[0], next(iter(reference))[0])  # then epoch 1, not epoch 0 again
+
+
 def test_random_sampling_is_reproducible_and_in_range(short_text):
     ids = get_tokenizer().encode(short_text)
     kwargs = dict(batch_size=4, max_length=16, sampling="random", num_samples=40, seed=1)

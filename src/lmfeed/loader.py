@@ -152,6 +152,9 @@ class WindowLoader(DataLoader):
         self._resume = False
         sampler.epoch, sampler.position, sampler.epoch_seed = self._epoch, self._position, self._epoch_seed
         total = sampler.batches_from(self._position)
+        if total == 0:  # resumed where nothing is left for this world size (e.g. 2 windows, 4 ranks): epoch over
+            self._epoch, self._position, self._epoch_seed = self._epoch + 1, 0, None
+            return iter(())
         if self.num_workers == 0 and not self.pin_memory:
             # DataLoader draws a base seed for its workers from the global RNG when a pass starts; draw it too, so
             # that the global RNG (and so an unseeded shuffle) advances exactly as the seed's DataLoader does.
