@@ -94,6 +94,8 @@ def test_export_nanogpt_and_llmc(tmp_path, corpus):
     assert np.array_equal(np.fromfile(llmc, dtype="<u2", offset=1024), store.tokens)
     with pytest.raises(FileExistsError, match="--force"):
         export(store, bin_path)
+    with pytest.raises(FileNotFoundError, match=r"directory '.*missing' does not exist. Create it first."):
+        export(store, tmp_path / "missing" / "train.bin")  # names the directory, not a temporary file
 
 
 def test_export_refuses_uint32(tmp_path):

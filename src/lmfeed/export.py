@@ -19,6 +19,7 @@ import numpy as np
 
 from lmfeed._validate import as_choice
 from lmfeed.store import TokenStore
+from lmfeed.store_writer import check_parent
 
 __all__ = ["export"]
 
@@ -60,6 +61,7 @@ def export(store: TokenStore | str | os.PathLike[str], out: str | os.PathLike[st
         raise FileExistsError(f"{str(path)!r} already exists. Pass --force (force=True) to replace it.")
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a directory; name the .bin file to write, e.g. {str(path / 'train.bin')!r}.")
+    check_parent(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

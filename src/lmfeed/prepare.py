@@ -334,11 +334,12 @@ def prepare(
 
 def _check_not_empty(documents: int, writers: list[StoreWriter], names: list[str], num_shards: int,
                      val_fraction: float, files: list[InputFile]) -> None:
+    named = f"{', '.join(f.name for f in files[:5])}{' ...' if len(files) > 5 else ''}"
     if documents == 0:
-        raise ValueError(f"The corpus is empty: no documents in {', '.join(f.name for f in files[:5])}"
-                         f"{' ...' if len(files) > 5 else ''}. Check the inputs (blank JSON Lines are skipped).")
+        raise ValueError(f"The corpus is empty: no documents in {named}. Check the inputs (blank JSON Lines are skipped).")
     if num_shards == 1 and sum(w.num_tokens for w in writers) == 0:
-        raise ValueError(f"The corpus is empty: {documents:,} documents, but no text in them. Check the inputs.")
+        raise ValueError(f"The corpus is empty: {documents:,} document{'s' if documents != 1 else ''} in {named}, "
+                         "but no text in them. Check the inputs.")
     if num_shards == 1 and val_fraction:
         for name, w in zip(names, writers):
             if w.num_documents == 0:

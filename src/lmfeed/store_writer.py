@@ -21,7 +21,7 @@ import numpy as np
 
 from lmfeed.store import DOC_STARTS, METADATA, SPLIT, TOKENS, TokenStore, is_split_dir
 
-__all__ = ["StoreWriter", "npy_header", "check_output", "staging_dir", "write_json"]
+__all__ = ["StoreWriter", "check_output", "check_parent", "npy_header", "staging_dir", "write_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,11 @@ def check_output(out: Path, *, force: bool) -> None:
             raise FileExistsError(f"{str(out)!r} already exists. Pass --force (force=True) to replace it, or choose another output.")
         if not _replaceable(out):
             raise FileExistsError(f"{str(out)!r} exists and is not a token store; refusing to replace it even with --force. Choose another output.")
+    check_parent(out)
+
+
+def check_parent(out: Path) -> None:
+    """The directory ``out`` goes in exists and is writable, or a clear error that says so."""
     parent = out.parent
     if not parent.is_dir():
         raise FileNotFoundError(f"Cannot write {str(out)!r}: directory {str(parent)!r} does not exist. Create it first.")
