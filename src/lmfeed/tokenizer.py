@@ -114,7 +114,6 @@ def tokenizer_names() -> list[str]:
     return sorted(_CONSTRUCTORS)
 
 
-@functools.cache
 def get_tokenizer(name: str = "gpt2") -> tiktoken.Encoding:
     """Return the tokenizer called ``name`` as a ``tiktoken.Encoding``; built once, then cached.
 
@@ -135,6 +134,12 @@ def get_tokenizer(name: str = "gpt2") -> tiktoken.Encoding:
     """
     if name not in _CONSTRUCTORS:
         raise ValueError(f"Unknown tokenizer {name!r}. Known tokenizers: {', '.join(map(repr, tokenizer_names()))}.")
+    return _build(name)
+
+
+@functools.cache
+def _build(name: str) -> tiktoken.Encoding:
+    """One Encoding per name, however get_tokenizer was called (``()``, ``("gpt2")``, ``(name="gpt2")``)."""
     return _CONSTRUCTORS[name]()
 
 
