@@ -184,8 +184,10 @@ def test_empty_and_non_utf8_files(tmp_path):
         create_dataloader(Path(empty))
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"good text " * 10 + b"\xff\xfe" + b"more")
-    with pytest.raises(ValueError, match=r"byte 100 is 0xff .*Convert the file to UTF-8"):
+    with pytest.raises(ValueError, match=r"byte 100 is 0xff .*Convert the file to UTF-8.*errors='replace'"):
         create_dataloader(Path(bad))
+    result = CliRunner().invoke(cli, ["batch", str(bad)])  # the command line gets a fix it can run
+    assert result.exit_code == 1 and "`lmfeed prepare FILE --errors replace -o STORE`" in result.output
 
 
 # -- the CLI: one Error line, no traceback ------------------------------------------------------------------------
@@ -203,6 +205,8 @@ def test_empty_and_non_utf8_files(tmp_path):
         (["batch", "--index", "10000000"], "Error: --index 10000000 does not exist"),
         (["embed", "x" + " x" * 39, "--context-length", "8"], "Error: TEXT is 40 tokens, but --context-length is 8"),
         (["info", "no-such-store"], "Error: No such store: 'no-such-store'"),
+        (["demo", "no-such.txt"], "Error: No such file or store: 'no-such.txt'. Check the path, or leave SOURCE out"),
+        (["batch", "no-such.txt"], "Error: No such file or store: 'no-such.txt'. Check the path, or leave SOURCE out"),
     ],
 )
 def test_cli_errors_are_one_line(args, message):

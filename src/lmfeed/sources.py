@@ -62,7 +62,7 @@ def read_text(path: str | os.PathLike[str], *, errors: str = "strict") -> str:
     """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"No such file: {str(p)!r}. Check the path, or run without it to use the default corpus.")
+        raise FileNotFoundError(f"No such file: {str(p)!r}. Check the path.")
     if p.is_dir():
         raise FileNotFoundError(f"{str(p)!r} is a directory, not a text file. Name a file inside it.")
     data = p.read_bytes()
@@ -71,8 +71,9 @@ def read_text(path: str | os.PathLike[str], *, errors: str = "strict") -> str:
     except UnicodeDecodeError as exc:
         raise ValueError(
             f"{str(p)!r} is not valid UTF-8: byte {exc.start:,} is 0x{data[exc.start]:02x} ({exc.reason}). "
-            "Convert the file to UTF-8, or read it with lmfeed.sources.read_text(path, errors='replace'), which "
-            "puts U+FFFD in place of each bad byte, and pass that text."
+            "Convert the file to UTF-8, or put U+FFFD in place of each bad byte: in Python, pass the text of "
+            "lmfeed.sources.read_text(path, errors='replace'); on the command line, make a store with "
+            "`lmfeed prepare FILE --errors replace -o STORE` and use STORE."
         ) from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import click
 
@@ -55,6 +56,13 @@ class _LazyGroup(click.Group):
                 f"The tokenizer crashed on this input ({_one_line(exc)}). Try --backend tiktoken or fastokens "
                 "where the command has it, and please report the input."
             ) from None
+
+
+def check_source(source: Path | None) -> None:
+    """The optional SOURCE of ``demo`` and ``batch`` exists; if not, say that leaving it out uses the default corpus."""
+    if source is not None and not source.exists():
+        raise FileNotFoundError(f"No such file or store: {str(source)!r}. Check the path, or leave SOURCE out to use "
+                                "the default corpus (the Python language reference).")
 
 
 def _one_line(exc: BaseException) -> str:

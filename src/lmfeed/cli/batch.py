@@ -83,6 +83,9 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
 
 def _source(source: Path | None) -> tuple[object, str, object]:
     """What to hand to create_dataloader, a name for it, and the tokenizer that decodes it (None: GPT-2)."""
+    from lmfeed.cli import check_source
+
+    check_source(source)
     if source is None:
         from lmfeed.sources import DEFAULT_CORPUS_NAME, python_reference
         from lmfeed.tokenizer import ENDOFTEXT

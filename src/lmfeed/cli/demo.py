@@ -43,11 +43,13 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
 
     from lmfeed._validate import as_int
+    from lmfeed.cli import check_source
 
     # checked first, before the corpus is read
     for name, value in (("batch_size", batch_size), ("max_length", max_length), ("stride", stride),
                         ("embed_dim", embed_dim), ("num_heads", num_heads)):
         as_int(name, value, minimum=1)
+    check_source(source)
     enc = get_tokenizer("gpt2")
     echo = click.echo
     if source is None:
