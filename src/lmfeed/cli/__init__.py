@@ -58,6 +58,11 @@ class _LazyGroup(click.Group):
             ) from None
 
 
+def count(n: int, noun: str) -> str:
+    """``count(1, "document")`` -> ``"1 document"``, ``count(79, "document")`` -> ``"79 documents"``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def check_source(source: Path | None) -> None:
     """The optional SOURCE of ``demo`` and ``batch`` exists; if not, say that leaving it out uses the default corpus."""
     if source is not None and not source.exists():

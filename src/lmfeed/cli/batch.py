@@ -83,7 +83,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
 
 def _source(source: Path | None) -> tuple[object, str, object]:
     """What to hand to create_dataloader, a name for it, and the tokenizer that decodes it (None: GPT-2)."""
-    from lmfeed.cli import check_source
+    from lmfeed.cli import check_source, count
 
     check_source(source)
     if source is None:
@@ -95,5 +95,5 @@ def _source(source: Path | None) -> tuple[object, str, object]:
         from lmfeed.store import TokenStore
 
         store = TokenStore.open(source)
-        return store, f"{source} (token store, {store.num_documents:,} documents)", store.tokenizer
+        return store, f"{source} (token store, {count(store.num_documents, 'document')})", store.tokenizer
     return source, str(source), None  # a text file: create_dataloader reads it and names it in its errors

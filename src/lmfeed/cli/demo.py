@@ -43,7 +43,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
 
     from lmfeed._validate import as_int
-    from lmfeed.cli import check_source
+    from lmfeed.cli import check_source, count
 
     # checked first, before the corpus is read
     for name, value in (("batch_size", batch_size), ("max_length", max_length), ("stride", stride),
@@ -60,7 +60,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         from lmfeed.store import TokenStore
 
         text = store = TokenStore.open(source)
-        name, summary = str(source), f"token store, {store.num_documents:,} documents"
+        name, summary = str(source), f"token store, {count(store.num_documents, 'document')}"
     else:
         text = read_text(source)
         name, summary = str(source), f"1 document, {len(text):,} characters"

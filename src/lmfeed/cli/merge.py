@@ -21,9 +21,10 @@ def command(stores: tuple[Path, ...], output: Path, force: bool) -> None:
     Example:
         lmfeed merge shards/web.* -o web.store
     """
+    from lmfeed.cli import count
     from lmfeed.merge import merge
     from lmfeed.prepare import TrainVal
 
     result = merge(list(stores), output, force=force)
     for s in list(result) if isinstance(result, TrainVal) else [result]:
-        click.echo(f"Wrote {s.path}: {len(s):,} tokens in {s.num_documents:,} documents ({s.metadata['dtype']})")
+        click.echo(f"Wrote {s.path}: {len(s):,} tokens in {count(s.num_documents, 'document')} ({s.metadata['dtype']})")

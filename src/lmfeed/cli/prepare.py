@@ -46,6 +46,7 @@ def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: str,
         lmfeed prepare corpus/ --glob '*.txt' -o corpus.store --val-fraction 0.1
         lmfeed prepare web.jsonl.gz --num-shards 8 --shard-index 3 -o shards/web.3
     """
+    from lmfeed.cli import count
     from lmfeed.prepare import TrainVal, prepare
 
     result = prepare(list(inputs), output, tokenizer=tokenizer, backend=backend, glob=glob,  # type: ignore[arg-type]
@@ -60,5 +61,5 @@ def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: str,
         click.echo(json.dumps(rows if len(rows) > 1 else rows[0], indent=2))
         return
     for s in stores:
-        click.echo(f"Wrote {s.path}: {len(s):,} tokens in {s.num_documents:,} documents "
+        click.echo(f"Wrote {s.path}: {len(s):,} tokens in {count(s.num_documents, 'document')} "
                    f"({s.metadata['dtype']}, {s.nbytes_on_disk():,} bytes)")
