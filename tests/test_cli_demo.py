@@ -46,3 +46,12 @@ def test_demo_errors_are_one_line_without_traceback(tmp_path):
     short.write_text("Hello world", encoding="utf-8")
     result = runner.invoke(main, ["demo", str(short)])
     assert result.exit_code == 1 and "needs at least 5 tokens" in result.output and "has 2" in result.output
+
+
+def test_demo_shows_every_value_of_a_narrow_embedding_and_says_so():
+    out = run("demo", "--embed-dim", "3", "--no-plots").output
+    assert ": its 3 values" in out and "first 4" not in out
+    rows = re.findall(r"(?:token embedding|position 0 embedding|input embedding) +\[([^\]]*)\]", out)
+    assert len(rows) == 3 and all(len(r.split(", ")) == 3 and "..." not in r for r in rows)
+    token, position, total = ([float(v) for v in r.split(", ")] for r in rows)
+    assert all(abs(t + p - s) < 2e-4 for t, p, s in zip(token, position, total))  # the sum is the sum

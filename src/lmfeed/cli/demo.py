@@ -109,7 +109,9 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         echo(f"   {code.ljust(left)}{shape}")
     if embedding.position_embedding is not None:
         first = int(inputs[0, 0])
-        echo(f"\n   inputs[0, 0] = {first} {visible_piece(enc, first)}: the first 4 of its {embed_dim} values")
+        shown = "its value" if embed_dim == 1 else (f"its {embed_dim} values" if embed_dim <= 4
+                                                      else f"the first 4 of its {embed_dim} values")
+        echo(f"\n   inputs[0, 0] = {first} {visible_piece(enc, first)}: {shown}")
         echo(f"     token embedding       {_values(token_embeddings[0, 0])}")
         echo(f"   + position 0 embedding  {_values(pos[0])}")
         echo(f"   = input embedding       {_values(x[0, 0])}")
@@ -144,4 +146,4 @@ def _shape(t) -> str:  # noqa: ANN001
 
 
 def _values(t) -> str:  # noqa: ANN001
-    return "[" + ", ".join(f"{v:+.4f}" for v in t[:4].tolist()) + ", ...]"
+    return "[" + ", ".join(f"{v:+.4f}" for v in t[:4].tolist()) + (", ...]" if len(t) > 4 else "]")
