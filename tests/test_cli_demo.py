@@ -55,3 +55,13 @@ def test_demo_shows_every_value_of_a_narrow_embedding_and_says_so():
     assert len(rows) == 3 and all(len(r.split(", ")) == 3 and "..." not in r for r in rows)
     token, position, total = ([float(v) for v in r.split(", ")] for r in rows)
     assert all(abs(t + p - s) < 2e-4 for t, p, s in zip(token, position, total))  # the sum is the sum
+
+
+def test_every_offered_positional_choice_runs():
+    from lmfeed.cli.demo import POSITIONAL_CHOICES
+
+    for kind in POSITIONAL_CHOICES:
+        result = run("demo", "--positional", kind, "--embed-dim", "16", "--no-plots")
+        assert result.exit_code == 0 and f"5. the position scheme\n   {kind}: " in result.output, (kind, result.output)
+        if kind == "none":  # attention without any position
+            assert "CausalSelfAttention(16, 4, positional=None)(x)" in result.output

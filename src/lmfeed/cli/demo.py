@@ -72,7 +72,8 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     absolute = positional if positional in ("learned", "sinusoidal") else "none"
     embedding = InputEmbedding(enc.n_vocab, embed_dim, context_length=max_length, positional=absolute)
     if absolute == "none":
-        attention = CausalSelfAttention(embed_dim, num_heads, positional=positional)
+        relative = None if positional == "none" else positional  # "none": attention with no position at all
+        attention = CausalSelfAttention(embed_dim, num_heads, positional=relative)
     echo(f"lmfeed demo: the seed's pipeline on {name}\n")
     echo("1. tokens")
     echo(f"   corpus    {summary}")
@@ -102,7 +103,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         with torch.no_grad():
             y = attention(x)
         rows += [("input_embeddings = token_embeddings (no absolute positions)", _shape(x)),
-                 (f"CausalSelfAttention({embed_dim}, {num_heads}, positional={positional!r})(x)", _shape(y))]
+                 (f"CausalSelfAttention({embed_dim}, {num_heads}, positional={relative!r})(x)", _shape(y))]
     echo(f"\n4. embeddings, after torch.manual_seed({seed})")
     left = max(len(r[0]) for r in rows) + 3
     for code, shape in rows:
