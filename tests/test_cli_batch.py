@@ -96,7 +96,9 @@ def test_wide_batches_wrap_or_truncate_within_80_columns(text_file):
     wrapped = run(str(text_file), "--max-length", "40", "--stride", "40", "--batch-size", "2").output
     cut = run(str(text_file), "--max-length", "40", "--stride", "40", "--batch-size", "2", "--truncate").output
     for out in (wrapped, cut):
-        assert max(len(line) for line in out.splitlines()[2:]) <= 80
+        assert max(len(line) for line in out.splitlines()) <= 80  # the header lines too
+    header = run("--batch-size", "2", "--max-length", "64", "--truncate").output  # the longest source name
+    assert max(len(line) for line in header.splitlines()) <= 80 and "(pydoc_data.topics)" in header
     assert "pos 39" in wrapped and "pos 39" not in cut
     assert re.search(r"cut to fit 80 columns: each sample shows its first \d+( to \d+)? of 40 positions", cut)
 
@@ -107,7 +109,27 @@ def test_errors(text_file):
     n = len(create_dataloader(text_file, batch_size=8, max_length=4, stride=4, shuffle=False))
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: --index 100000 does not exist") and f"give {n:,} batches" in result.output
+    result = runner.invoke(main, ["batch", str(text_file), "--index", f"-{n + 1}"])
+    assert result.exit_code == 1 and f"0 to {n - 1:,}, or -1 to -{n:,} from the end. Pass an --index in that range" in (
+        result.output)
     result = runner.invoke(main, ["batch", str(text_file), "--seed", "3"])
     assert result.exit_code == 2 and "pass --shuffle" in result.output
     result = runner.invoke(main, ["batch", str(text_file.parent / "missing.txt")])
     assert result.exit_code == 1 and result.output.startswith("Error: No such file")
+
+
+def test_the_last_short_batch_with_no_drop_last(text_file):
+    kwargs = dict(batch_size=7, max_length=4, stride=4, shuffle=False)
+    full = create_dataloader(text_file, **kwargs)
+    short = create_dataloader(text_file, **kwargs, drop_last=False)
+    assert len(short) == len(full) + 1  # the text's windows do not divide by 7
+    out = json.loads(run(str(text_file), "--batch-size", "7", "--no-drop-last", "--index", "-1", "--json").output)
+    assert out["inputs"] == list(short)[-1][0].tolist() and len(out["inputs"]) < 7 and out["drop_last"] is False
+
+
+def test_control_characters_never_reach_the_terminal_raw(tmp_path):
+    path = tmp_path / "controls.txt"
+    path.write_text("a\x00b \x1b[31mred\r\n\x7f end of text here", encoding="utf-8")
+    out = run(str(path), "--batch-size", "1", "--max-length", "14", "--stride", "14").output
+    assert not any(c in out for c in "\x00\x1b\r\x7f")
+    assert "␀" in out and "␛" in out and "␍" in out and "␡" in out

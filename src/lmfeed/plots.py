@@ -286,7 +286,7 @@ def plot_batch_embeddings(
     fig, ax = _figure(plt)
     limit = float(np.abs(rows).max()) or 1.0
     image = ax.imshow(rows, aspect="auto", cmap=_DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
-    labels = [f"sample {i}, pos {j}: '{visible_piece(enc, ids[i, j], max_chars=12)}'"
+    labels = [f"sample {i}, pos {j}: '{visible_piece(enc, ids[i, j], max_chars=12, for_figures=True)}'"
               for i in range(shown_b) for j in range(t)]
     ax.set_yticks(range(len(labels)), labels, fontsize=7 if len(labels) > 24 else 8)
     for i in range(1, shown_b):
@@ -333,7 +333,7 @@ def plot_top_tokens(counts: np.ndarray, enc: tiktoken.Encoding, path: str | os.P
     order = order[counts[order] > 0]
     fig, ax = _figure(plt)
     # quoted, in a monospace font, so that a lone space '·' or a newline '↵' reads as a token of its own
-    quoted = [f"'{visible_piece(enc, int(i), max_chars=10)}'" for i in order]
+    quoted = [f"'{visible_piece(enc, int(i), max_chars=10, for_figures=True)}'" for i in order]
     pad = max(map(len, quoted), default=0)
     labels = [f"{q.ljust(pad)} {int(i):>5}" for q, i in zip(quoted, order)]
     share = counts[order] / max(total, 1) * 100

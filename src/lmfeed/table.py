@@ -21,18 +21,28 @@ import tiktoken
 
 __all__ = ["format_batch", "visible_piece"]
 
-_VISIBLE = str.maketrans({" ": "·", "\n": "↵", "\t": "→", "\r": "␍"})
+# Whitespace as dots and arrows; every other control character never raw (it could move the cursor or recolour the
+# terminal): on a terminal as its Unicode control picture (NUL -> ␀, ESC -> ␛, DEL -> ␡), in pictures, whose font has
+# no control pictures, as its escape (\x00); C1 controls always as escapes.
+_ESCAPED = {chr(c): f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_WHITESPACE = {" ": "·", "\n": "↵", "\t": "→"}
+_VISIBLE = str.maketrans({**_ESCAPED, **{chr(c): chr(0x2400 + c) for c in range(0x20)}, "\x7f": "\u2421",
+                          **_WHITESPACE, "\r": "␍"})
+_VISIBLE_IN_FIGURES = str.maketrans({**_ESCAPED, **_WHITESPACE})
 
 
-def visible_piece(enc: tiktoken.Encoding, token_id: int, *, max_chars: int = 16) -> str:
-    """The text of one token with whitespace made visible, shortened to ``max_chars`` with ``…``.
+def visible_piece(enc: tiktoken.Encoding, token_id: int, *, max_chars: int = 16, for_figures: bool = False) -> str:
+    """The text of one token with whitespace and control characters made visible, shortened to ``max_chars``.
+
+    ``for_figures`` writes control characters other than space, newline and tab as escapes (``\x00``), which every
+    font can draw, instead of control pictures (``␀``).
 
     Example:
-        >>> visible_piece(get_tokenizer(), 995)
-        '·world'
+        >>> visible_piece(get_tokenizer(), 995), visible_piece(get_tokenizer(), 188)
+        ('·world', '␀')
     """
     piece = enc.decode_single_token_bytes(int(token_id)).decode("utf-8", errors="backslashreplace")
-    piece = piece.translate(_VISIBLE)
+    piece = piece.translate(_VISIBLE_IN_FIGURES if for_figures else _VISIBLE)
     if len(piece) > max_chars:
         piece = piece[: max_chars - 1] + "…"
     return piece

@@ -15,6 +15,8 @@ import click
 @click.option("--stride", default=4, show_default=True, help="Distance between window starts.")
 @click.option("--shuffle/--no-shuffle", default=False, show_default=True, help="Shuffle the windows, as in training.")
 @click.option("--seed", type=int, default=None, help="Seed for --shuffle (default: torch's global RNG, as DataLoader).")
+@click.option("--drop-last/--no-drop-last", default=True, show_default=True,
+              help="Drop the last batch when it has fewer than --batch-size windows, as create_dataloader does.")
 @click.option("--index", "index", default=0, show_default=True,
               help="Which batch, counting from 0; negative counts from the end (-1 is the last).")
 @click.option("--samples", type=int, default=None, help="Show at most this many samples (default: all).")
@@ -22,12 +24,13 @@ import click
 @click.option("--truncate", is_flag=True, help="Cut each sample at --width columns (with a note) instead of wrapping.")
 @click.option("--json", "as_json", is_flag=True, help="Print the batch as JSON (ids and pieces) for scripts.")
 def command(source: Path | None, batch_size: int, max_length: int, stride: int, shuffle: bool, seed: int | None,
-            index: int, samples: int | None, width: int, truncate: bool, as_json: bool) -> None:
+            drop_last: bool, index: int, samples: int | None, width: int, truncate: bool, as_json: bool) -> None:
     """Print batch INDEX of create_dataloader(SOURCE, ...): each sample's input row over its target row.
 
-    Each token shows its id and its decoded piece (· space, ↵ newline, → tab); the target row is the input row
-    shifted by one token. SOURCE is a UTF-8 text file or a token store made by `lmfeed prepare`; with no SOURCE,
-    the Python language reference that ships with every Python, its topics joined by <|endoftext|>.
+    Each token shows its id and its decoded piece (· space, ↵ newline, → tab, ␀ ␛ ... other control characters);
+    the target row is the input row shifted by one token. SOURCE is a UTF-8 text file or a token store made by
+    `lmfeed prepare`; with no SOURCE, the Python language reference that ships with every Python, its topics joined
+    by <|endoftext|>.
 
     \b
     Example:
@@ -36,6 +39,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         lmfeed batch corpus.store --shuffle --seed 0 --json | jq '.inputs[0]'
     """
     import itertools
+    import textwrap
 
     from lmfeed._validate import as_int
     from lmfeed.loader import create_dataloader
@@ -51,13 +55,14 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     if enc is None:
         enc = get_tokenizer("gpt2")
     loader = create_dataloader(source_arg, batch_size=batch_size, max_length=max_length, stride=stride,
-                               shuffle=shuffle, seed=seed)
+                               shuffle=shuffle, seed=seed, drop_last=drop_last)
     num_batches = len(loader)
     k = index + num_batches if index < 0 else index
     if not 0 <= k < num_batches:
         raise ValueError(
             f"--index {index} does not exist: max_length={max_length}, stride={stride}, batch_size={batch_size} give "
-            f"{num_batches:,} batches (0 to {num_batches - 1:,}, or -1 for the last). Pass a smaller --index."
+            f"{num_batches:,} batches: 0 to {num_batches - 1:,}, or -1 to -{num_batches:,} from the end. "
+            f"Pass an --index in that range."
         )
     inputs, targets = next(itertools.islice(iter(loader), k, None))[:2]
 
@@ -69,14 +74,16 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         x, y = inputs.tolist(), targets.tolist()
         click.echo(json.dumps({
             "source": name, "index": k, "num_batches": num_batches, "batch_size": batch_size,
-            "max_length": max_length, "stride": stride, "shuffle": shuffle, "seed": seed,
+            "max_length": max_length, "stride": stride, "shuffle": shuffle, "seed": seed, "drop_last": drop_last,
             "inputs": x, "targets": y, "input_pieces": pieces(x), "target_pieces": pieces(y),
         }, ensure_ascii=False))
         return
     order = f"shuffled (seed {seed})" if shuffle and seed is not None else "shuffled" if shuffle else "in order"
-    click.echo(f"batch {k:,} of batches 0 to {num_batches - 1:,} ({order}) from {name}")
-    click.echo(f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)}, int64; "
-               "target[t] = input[t + 1]: the token to predict\n")
+    for line in (f"batch {k:,} of batches 0 to {num_batches - 1:,} ({order}) from {name}",
+                 f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)}, int64;",
+                 "target[t] = input[t + 1]: the token to predict"):
+        click.echo(textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False))
+    click.echo()
     click.echo(format_batch(inputs, targets, enc, width=width, max_samples=samples,
                             overflow="truncate" if truncate else "wrap"))
 
