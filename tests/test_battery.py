@@ -207,6 +207,8 @@ def test_empty_and_non_utf8_files(tmp_path):
         (["info", "no-such-store"], "Error: No such store: 'no-such-store'"),
         (["demo", "no-such.txt"], "Error: No such file or store: 'no-such.txt'. Check the path, or leave SOURCE out"),
         (["batch", "no-such.txt"], "Error: No such file or store: 'no-such.txt'. Check the path, or leave SOURCE out"),
+        (["prepare", __file__, "-o", "never-written.store", "--workers", "100000"],
+         "Error: workers must be at most "),  # 64, or 8 per core on bigger machines
     ],
 )
 def test_cli_errors_are_one_line(args, message):

@@ -50,8 +50,10 @@ def test_prepare_from_stdin_jsonl_with_shards_and_merge(tmp_path):
 def test_prepare_progress_goes_to_stderr(tmp_path):
     (tmp_path / "a.txt").write_text("Hello world")
     result = run("prepare", tmp_path / "a.txt", "-o", tmp_path / "s", "--json")  # click >= 8.2 keeps the streams apart
-    assert result.exit_code == 0
-    assert json.loads(result.stdout)["tokens"] == 2
+    assert result.exit_code == 0 and json.loads(result.stdout)["tokens"] == 2
+    assert result.stderr == ""  # stderr is not a terminal here: no bar in logs, an error stays one line
+    result = run("prepare", tmp_path / "a.txt", "-o", tmp_path / "s2", "--json", "--progress")
+    assert result.exit_code == 0 and json.loads(result.stdout)["tokens"] == 2
     assert "prepare" in result.stderr and "B/s" in result.stderr
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -30,10 +31,11 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Decides which documents are validation documents.")
 @click.option("--force", is_flag=True, help="Replace an existing store.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--progress", is_flag=True, help="A progress bar even when stderr is not a terminal (default: only on one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: str, glob: str, field: str, format_: str, errors: str,
             allow_special: bool, no_eot: bool, workers: int | None, num_shards: int, shard_index: int,
-            val_fraction: float, seed: int, force: bool, quiet: bool, as_json: bool) -> None:
+            val_fraction: float, seed: int, force: bool, quiet: bool, progress: bool, as_json: bool) -> None:
     """Tokenize INPUT... (text files, directories, .jsonl, .gz, or - for stdin) into a token store.
 
     A document is a file or a JSON Lines record. Documents are encoded as ordinary text and separated by the
@@ -53,7 +55,7 @@ def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: str,
                      field=field, format=format_,  # type: ignore[arg-type]
                      errors=errors, allow_special=allow_special, eot=not no_eot, workers=workers,  # type: ignore[arg-type]
                      num_shards=num_shards, shard_index=shard_index, val_fraction=val_fraction, seed=seed,
-                     force=force, progress=not quiet)
+                     force=force, progress=not quiet and (progress or sys.stderr.isatty()))
     stores = list(result) if isinstance(result, TrainVal) else [result]
     if as_json:
         rows = [{"path": str(s.path), "tokens": len(s), "documents": s.num_documents, "dtype": s.metadata["dtype"],
