@@ -90,3 +90,15 @@ def test_errors_are_one_line():
     assert result.exit_code == 1 and result.output.startswith("Error: TEXT is empty")
     result = runner.invoke(main, ["embed", "hi", "--embed-dim", "0"])
     assert result.exit_code == 1 and "embed_dim must be at least 1" in result.output
+
+
+def test_invalid_utf8_is_an_error_with_its_byte_offset_never_a_silent_replacement():
+    runner = CliRunner()
+    result = runner.invoke(main, ["embed", "-"], input=b"ab\xffcd")
+    assert result.exit_code == 1
+    assert result.output == ("Error: stdin is not valid UTF-8: byte 2 is 0xff (invalid start byte). "
+                             "Convert it to UTF-8 (e.g. iconv -t UTF-8).\n")
+    result = runner.invoke(main, ["embed", "ab\udcffcd"])  # how Python hands over the byte 0xff of an argument
+    assert result.exit_code == 1 and result.output.startswith("Error: TEXT is not valid UTF-8: byte 2 is 0xff")
+    good = json.loads(runner.invoke(main, ["embed", "-", "--json"], input="wörld ✓".encode()).output)
+    assert [t["id"] for t in good["tokens"]] == [86, 30570, 335, 24762]  # 'wörld ✓' read from stdin bytes as UTF-8

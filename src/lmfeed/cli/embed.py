@@ -39,8 +39,7 @@ def command(text: str, embed_dim: int, context_length: int, positional: str, see
 
     num_values = as_int("values", num_values)
     max_tokens = as_int("max_tokens", max_tokens)
-    if text == "-":
-        text = sys.stdin.read()
+    text = _strict_text(sys.stdin.buffer.read() if text == "-" else text, "stdin" if text == "-" else "TEXT")
     enc = get_tokenizer("gpt2")
     ids = enc.encode(text, allowed_special={ENDOFTEXT})
     if not ids:
@@ -99,6 +98,22 @@ def command(text: str, embed_dim: int, context_length: int, positional: str, see
     left = max(len(code) for code, _ in rows) + 3
     for code, shape in rows:
         echo(f"  {code.ljust(left)}{_shape(shape)}")
+
+
+def _strict_text(raw: bytes | str, where: str) -> str:
+    """TEXT as UTF-8, or an error with the byte offset: never U+FFFD put in silently.
+
+    Python hands undecodable bytes of argv over as lone surrogates (U+DC80..U+DCFF), which tiktoken would turn
+    into U+FFFD; stdin is read as bytes and decoded here.
+    """
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{where} is not valid UTF-8: byte {exc.start:,} is 0x{data[exc.start]:02x} ({exc.reason}). "
+            "Convert it to UTF-8 (e.g. iconv -t UTF-8)."
+        ) from None
 
 
 def _table_line(vocab: int, d: int, context_length: int, positional: str) -> str:
