@@ -185,6 +185,23 @@ def test_lmfeed_plot_errors_are_one_line(tmp_path):
     result = runner.invoke(main, ["plot", "--out", str(tmp_path), "--store", str(tmp_path / "missing")])
     assert result.exit_code == 1 and result.output.startswith("Error: No such store")
     assert list(tmp_path.iterdir()) == []  # nothing drawn before the store was found
+    result = runner.invoke(main, ["plot", "--out", str(tmp_path), "--positions", "100000"])  # not a 75 GB matrix
+    assert result.exit_code == 1 and result.output.startswith(
+        "Error: num_positions must be at most 1,024, but got 100,000. A picture is 800 pixels wide")
+    assert result.output.rstrip().endswith("Draw fewer (--positions).") and len(result.output.splitlines()) == 1
+
+
+def test_an_allocation_failure_is_one_error_line(monkeypatch, tmp_path):
+    import lmfeed.plots
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000) and data type float64")
+
+    monkeypatch.setattr(lmfeed.plots, "write_embedding_plots", exhausted)
+    result = CliRunner().invoke(main, ["plot", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and result.output == (
+        "Error: Out of memory: Unable to allocate 74.5 GiB for an array with shape (100000, 100000) and data type "
+        "float64. Lower the sizes asked for (see --help for their defaults).\n")
 
 
 def test_demo_writes_its_pictures_and_says_where(tmp_path, monkeypatch):

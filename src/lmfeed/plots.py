@@ -64,6 +64,7 @@ COMMON_WORDS: dict[str, tuple[str, ...]] = {
     "function words": ("the", "of", "and", "to", "in", "is", "that", "it", "for", "on"),
 }
 
+_MAX_DRAWN = 1024  # positions or dimensions in one picture: more than its pixels already, and bounded memory
 _DIVERGING = "RdBu_r"  # blue negative, white 0, red positive
 
 
@@ -383,8 +384,9 @@ def write_embedding_plots(
     from lmfeed.embeddings import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding, TokenEmbedding
     from lmfeed.tokenizer import get_tokenizer
 
-    embed_dim = as_int("embed_dim", embed_dim, minimum=2)
-    num_positions = as_int("num_positions", num_positions, minimum=2)
+    fit = f"A picture is {FIGSIZE[0] * DPI:.0f} pixels wide: more rows or columns would only blur. Draw fewer"
+    embed_dim = as_int("embed_dim", embed_dim, minimum=2, maximum=_MAX_DRAWN, fix=fit + " (--embed-dim).")
+    num_positions = as_int("num_positions", num_positions, minimum=2, maximum=_MAX_DRAWN, fix=fit + " (--positions).")
     seed = as_int("seed", seed, minimum=0)
     enc = get_tokenizer("gpt2")
     if words is None:

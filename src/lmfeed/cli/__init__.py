@@ -48,6 +48,10 @@ class _LazyGroup(click.Group):
             ctx.exit(0)
         except (ValueError, TypeError, OSError, LookupError) as exc:
             raise click.ClickException(_one_line(exc)) from None
+        except MemoryError as exc:  # numpy's allocation errors say how much: keep that, add the fix
+            raise click.ClickException(
+                f"Out of memory: {_one_line(exc)}. Lower the sizes asked for (see --help for their defaults)."
+            ) from None
         except BaseException as exc:
             if type(exc).__name__ != "PanicException":  # KeyboardInterrupt, SystemExit: click's to handle
                 raise
