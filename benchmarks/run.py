@@ -419,8 +419,8 @@ def main() -> None:
         print(json.dumps(tiktoken_baseline_case(Path(args.tiktoken_baseline))))
         return
     sizes = QUICK if args.quick else FULL
-    s = Settings(corpus_mb=args.corpus_mb or (10 if args.quick else 200),
-                 rounds=args.rounds or (1 if args.quick else 3), **sizes)
+    s = Settings(corpus_mb=(10 if args.quick else 200) if args.corpus_mb is None else args.corpus_mb,
+                 rounds=(1 if args.quick else 3) if args.rounds is None else args.rounds, **sizes)
     if s.corpus_mb < 1 or s.rounds < 1:
         parser.error("--corpus-mb and --rounds must be at least 1")
     machine_info.update(machine())
