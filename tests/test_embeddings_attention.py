@@ -135,7 +135,7 @@ def test_bad_input() -> None:
         attn(torch.randn(5, 16))
     with pytest.raises(ValueError, match=r"position_ids has shape \(4,\)"):
         attn(torch.randn(1, 5, 16), position_ids=torch.arange(4))
-    with pytest.raises(TypeError, match="floating"):
+    with pytest.raises(TypeError, match="floating tensor .* but got dtype torch.int64. Embed token ids first"):
         attn(torch.ones(1, 5, 16, dtype=torch.long))
 
 

@@ -148,8 +148,12 @@ def test_t5_bad_settings() -> None:
         E.RelativePositionBias(4, num_buckets=32, max_distance=8)
     with pytest.raises(ValueError, match="num_buckets"):
         E.RelativePositionBias(4, num_buckets=2)
-    with pytest.raises(TypeError, match="integer"):
+    with pytest.raises(TypeError, match="integer tensor .* but has dtype torch.float32. Build it from integer"):
         E.RelativePositionBias(4).bucket(torch.tensor([1.0]))
+    with pytest.raises(TypeError, match="but has dtype torch.float64"):
+        E.ALiBiBias(4).relative_bias(torch.zeros(2, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="but got list. Wrap it first"):
+        E.ALiBiBias(4).relative_bias([[0, -1]])
 
 
 @given(st.integers(-100_000, 100_000), st.booleans())

@@ -56,6 +56,17 @@ def as_id_tensor(name: str, ids: object, *, limit: int | None, limit_name: str, 
     return ids
 
 
+def check_relative_positions(relative_position: object) -> None:
+    """``relative_position`` (key position - query position) must be an integer tensor; the error names what came."""
+    if not isinstance(relative_position, torch.Tensor):
+        raise TypeError(f"relative_position must be an integer tensor of key position - query position, but got "
+                        f"{type(relative_position).__name__}. Wrap it first: torch.as_tensor(relative_position).")
+    if relative_position.dtype.is_floating_point or relative_position.dtype.is_complex:
+        raise TypeError(f"relative_position must be an integer tensor of key position - query position, but has dtype "
+                        f"{relative_position.dtype}. Build it from integer positions, e.g. "
+                        "torch.arange(k)[None, :] - torch.arange(q)[:, None].")
+
+
 def _where(ids: torch.Tensor, bad: torch.Tensor) -> tuple[int, ...]:
     """Index of the first offending element, as a tuple of ints (one per dimension)."""
     return tuple(int(i) for i in bad.nonzero()[0])

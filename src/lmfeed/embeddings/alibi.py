@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from lmfeed._validate import as_int
-from lmfeed.embeddings._checks import as_id_tensor
+from lmfeed.embeddings._checks import as_id_tensor, check_relative_positions
 
 __all__ = ["ALiBiBias", "alibi_slopes", "relative_positions"]
 
@@ -96,8 +96,7 @@ class ALiBiBias(nn.Module):
         Returns:
             float32 ``(..., H, q_len, k_len)``: ``-slope_h * |relative_position|``.
         """
-        if not isinstance(relative_position, torch.Tensor) or relative_position.dtype.is_floating_point:
-            raise TypeError("relative_position must be an integer tensor of key position - query position.")
+        check_relative_positions(relative_position)
         distance = relative_position.abs().to(torch.float32).unsqueeze(-3)  # (..., 1, q_len, k_len)
         return -self.slopes.view(-1, 1, 1).to(distance.device) * distance
 

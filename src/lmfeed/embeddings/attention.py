@@ -115,7 +115,9 @@ class CausalSelfAttention(nn.Module):
             TypeError: ``x`` is not floating, or position ids are not an integer tensor.
         """
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-            raise TypeError("x must be a floating tensor (B, T, embed_dim), e.g. the output of InputEmbedding.")
+            got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise TypeError(f"x must be a floating tensor (B, T, embed_dim), e.g. the output of InputEmbedding, but "
+                            f"got {got}. Embed token ids first: CausalSelfAttention takes vectors, not ids.")
         if x.dim() != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(
                 f"x must be (B, T, embed_dim={self.embed_dim}), but has shape {tuple(x.shape)}. "

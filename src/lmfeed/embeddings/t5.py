@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from lmfeed._validate import as_int
-from lmfeed.embeddings._checks import as_id_tensor
+from lmfeed.embeddings._checks import as_id_tensor, check_relative_positions
 from lmfeed.embeddings.alibi import relative_positions
 
 __all__ = ["RelativePositionBias", "relative_position_bucket"]
@@ -113,8 +113,7 @@ class RelativePositionBias(nn.Module):
         Args:
             relative_position: integer tensor of key position - query position (any shape).
         """
-        if not isinstance(relative_position, torch.Tensor) or relative_position.dtype.is_floating_point:
-            raise TypeError("relative_position must be an integer tensor of key position - query position.")
+        check_relative_positions(relative_position)
         return relative_position_bucket(
             relative_position,
             bidirectional=self.bidirectional,
