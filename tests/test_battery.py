@@ -408,12 +408,19 @@ def test_disk_full_keeps_the_previous_store_and_leaves_nothing_partial(small_sto
     shutil.copytree(small_store.path, out)
     before = _tree_bytes(out)
 
-    def no_space(self, ids, starts):  # noqa: ANN001, ARG001
-        raise OSError(errno.ENOSPC, "No space left on device")
+    written = []
+    write_chunk = store_writer.StoreWriter.write_chunk
+
+    def no_space(self, ids, starts):  # noqa: ANN001
+        if written:  # the disk fills up part way: after the first chunk is on disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(len(ids))
+        return write_chunk(self, ids, starts)
 
     monkeypatch.setattr(store_writer.StoreWriter, "write_chunk", no_space)
-    result = CliRunner().invoke(cli, ["prepare", str(_write_docs(tmp_path / "d")), "-o", str(out), "--force",
-                                      "--workers", "1", "--quiet"])
+    result = CliRunner().invoke(cli, ["prepare", str(_write_docs(tmp_path / "d", copies=24)), "-o", str(out),
+                                      "--force", "--workers", "1", "--quiet"])
+    assert written and written[0] > 0  # some ids were written before the failure
     assert result.exit_code == 1 and result.output.startswith("Error: No space left on the device while writing")
     assert "is unchanged" in result.output
     assert len(result.output.splitlines()) == 1
@@ -471,6 +478,45 @@ def test_killed_prepare_leaves_no_partial_store_and_a_rerun_gives_the_same_bytes
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_killed_forced_prepare_leaves_the_old_store_or_the_new_one_never_neither(big_corpus, small_store, tmp_path,
+                                                                                 sig):
+    docs, reference, duration = big_corpus
+    out = tmp_path / "out.store"
+    shutil.copytree(small_store.path, out)
+    old = _tree_bytes(out)
+    args = [_lmfeed(), "prepare", str(docs), "-o", str(out), "--workers", "2", "--quiet", "--force"]
+    for fraction in (0.5, 0.95):  # in the middle, and near the swap at the end
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        started = time.perf_counter()
+        while not list(tmp_path.glob(".out.store.tmp-*")) and time.perf_counter() - started < 30:
+            time.sleep(0.005)
+        time.sleep(fraction * duration)
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+        assert _tree_bytes(out) in (old, reference)  # one whole store at the name, whenever the kill came
+        TokenStore.open(out)
+    subprocess.run(args, check=True, capture_output=True)
+    assert _tree_bytes(out) == reference and [p.name for p in tmp_path.iterdir()] == ["out.store"]
+
+
+def test_forced_replace_without_an_atomic_swap_and_recovery_after_a_kill(small_store, tmp_path, monkeypatch):
+    out = tmp_path / "out.store"
+    shutil.copytree(small_store.path, out)
+    old = _tree_bytes(out)
+    monkeypatch.setattr(store_writer, "_exchange", lambda a, b: False)  # a system without renameat2
+    new = prepare(_write_docs(tmp_path / "d", copies=2), out, force=True, workers=1)
+    assert _tree_bytes(new.path) != old and sorted(p.name for p in tmp_path.iterdir()) == ["d", "out.store"]
+    # a kill between the two renames of that path leaves the old store aside under a dead process's id:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    shutil.rmtree(out)
+    shutil.copytree(small_store.path, tmp_path / f".out.store.old-{dead.pid}-0000")
+    store_writer._remove_stale(out.absolute())  # what the next run does first
+    assert _tree_bytes(out) == old and not list(tmp_path.glob(".out.store.*"))
+
+
+@pytest.mark.slow
 def test_two_prepares_to_one_output_one_wins_the_other_fails_clearly(big_corpus, tmp_path):
     docs, reference, _ = big_corpus
     out = tmp_path / "race.store"
@@ -487,25 +533,33 @@ def test_two_prepares_to_one_output_one_wins_the_other_fails_clearly(big_corpus,
 # -- text at the extremes: one long line, long runs of one character ---------------------------------------------
 
 
+_PERIOD = ["word", "another", "Jack's", "1999", "--"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: " ".join(["word", "another", "Jack's", "1999", "--"] * 2_000_000),  # ~40 MB, no newline at all
+        lambda: " ".join(_PERIOD * 3_800_000),  # 106 MB, no newline at all
         lambda: "a" * 1_000_000,
         lambda: " " * 1_000_000 + "x",
         lambda: "\n" * 1_000_000,
         lambda: "7" * 1_000_000,
         lambda: "é" * 500_000,
     ],
-    ids=["40MB-single-line", "1M-a", "1M-spaces", "1M-newlines", "1M-digits", "500k-e-acute"],
+    ids=["100MB-single-line", "1M-a", "1M-spaces", "1M-newlines", "1M-digits", "500k-e-acute"],
 )
 def test_prepare_handles_long_lines_and_runs_with_tiktokens_ids(tmp_path, make):
     text = make()
     (tmp_path / "doc.txt").write_text(text, encoding="utf-8")
     store = prepare(tmp_path / "doc.txt", tmp_path / "s", workers=2, backend="tiktoken")
+    enc = get_tokenizer()
     try:
-        expected = get_tokenizer().encode_ordinary(text)
+        if text.startswith(" ".join(_PERIOD) + " "):  # the long line: every " word" starts a piece, so its ids
+            period = enc.encode_ordinary(" " + " ".join(_PERIOD))  # are the first period's, then the rest repeating
+            expected = enc.encode_ordinary(" ".join(_PERIOD)) + period * (text.count(_PERIOD[0]) - 1)
+        else:
+            expected = enc.encode_ordinary(text)
     except BaseException:  # tiktoken alone overflows its regex stack on 1M spaces before a letter: ask fastokens
         pytest.importorskip("fastokens")
         from lmfeed.backends import batch_encoder

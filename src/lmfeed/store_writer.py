@@ -8,6 +8,7 @@ directory, which never opens as a store (no metadata) and which the next run for
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import logging
@@ -155,21 +156,45 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale(out: Path) -> None:
-    """Delete staging directories for ``out`` left by runs that were killed (their process is gone)."""
-    prefix = f".{out.name}.tmp-"
-    for d in out.parent.glob(prefix + "*"):
-        pid = d.name[len(prefix):].split("-")[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            logger.info("removing %s, left by an interrupted run", d)
-            shutil.rmtree(d, ignore_errors=True)
+    """Clean up after runs that were killed (their process is gone): delete their staging directories, and put
+    back a store that a killed ``--force`` had moved aside (only where renames cannot swap) if ``out`` is missing."""
+    for kind in ("tmp", "old"):
+        prefix = f".{out.name}.{kind}-"
+        for d in out.parent.glob(prefix + "*"):
+            pid = d.name[len(prefix):].split("-")[0]
+            if not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            if kind == "old" and not (out.exists() or out.is_symlink()):
+                logger.info("restoring %s, moved aside by an interrupted run", out)
+                os.rename(d, out)
+            else:
+                logger.info("removing %s, left by an interrupted run", d)
+                shutil.rmtree(d, ignore_errors=True) if d.is_dir() and not d.is_symlink() else d.unlink()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # an old kernel, or a file system without it
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 @contextlib.contextmanager
 def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
     """Yield a fresh staging directory next to ``out``; on success rename it to ``out``, on any error delete it.
 
-    With ``force`` an existing store at ``out`` is moved aside, replaced, then deleted: it stays whole until the
-    new one is.
+    With ``force`` an existing store at ``out`` is swapped with the new one in one step (on Linux; elsewhere moved
+    aside, replaced, then deleted, and put back by the next run if a kill fell in between), then deleted: ``out``
+    always holds one whole store, the old or the new.
     """
     check_output(Path(out), force=force)
     out = Path(os.path.abspath(out))
@@ -185,9 +210,14 @@ def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
         old = None
         if out.exists() or out.is_symlink():
             check_output(out, force=force)  # the world may have changed while we worked
-            old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(out, old)
-        os.rename(tmp, out)
+            if _exchange(tmp, out):
+                old = tmp  # now holding the old store
+            else:
+                old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+                os.rename(out, old)
+                os.rename(tmp, out)
+        else:
+            os.rename(tmp, out)
         _fsync_dir(out.parent)
         if old is not None:
             shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
