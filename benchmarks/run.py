@@ -63,10 +63,11 @@ class Settings:
     seed_stride1_tokens: int = 100_000  # the seed's stride-1 dataset needs ~17 KB per token: measured here only
     random_batches: int = 500  # batches of 64 x 1024 per random-offset case
     embed_steps: int = 30  # forward + backward steps per embedding case
+    run_chars: int = 1_000_000  # runs of one character: this long, and 8x longer
 
 
-FULL = dict(tokens=10_000_000, seed_stride1_tokens=100_000, random_batches=500, embed_steps=30)
-QUICK = dict(tokens=1_000_000, seed_stride1_tokens=10_000, random_batches=100, embed_steps=5)
+FULL = dict(tokens=10_000_000, seed_stride1_tokens=100_000, random_batches=500, embed_steps=30, run_chars=1_000_000)
+QUICK = dict(tokens=1_000_000, seed_stride1_tokens=10_000, random_batches=100, embed_steps=5, run_chars=250_000)
 
 
 def log(message: str) -> None:
@@ -141,6 +142,38 @@ def tiktoken_baseline_case(corpus: Path) -> dict:
         tokens, seconds = tokens + n, seconds + s
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"tokens": tokens, "seconds": seconds, "peak_bytes": peak}
+
+
+RUN_CHARS = {"a": "a", "space": " ", "newline": "\n", "digit": "7", "é": "é"}
+
+
+def runs_case(sizes: str) -> dict:
+    """Runs in a fresh process: ``lmfeed.prepare`` (2 workers, default backend) and tiktoken's ``encode_ordinary`` on a
+    run of one character, at each of ``sizes`` ("1000000,8000000") characters: seconds per contender, char, size."""
+    import tempfile
+
+    import lmfeed
+    from lmfeed.tokenizer import get_tokenizer
+
+    enc, out = get_tokenizer(), {}
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        (Path(tmp) / "warm.txt").write_text("warm up: load the backend once, untimed", encoding="utf-8")
+        lmfeed.prepare(Path(tmp) / "warm.txt", Path(tmp) / "run.store", workers=2, force=True, progress=False)
+        for name, char in RUN_CHARS.items():
+            for n in map(int, sizes.split(",")):
+                text = char * n
+                path = Path(tmp) / "run.txt"
+                path.write_text(text, encoding="utf-8")
+                start = time.perf_counter()
+                lmfeed.prepare(path, Path(tmp) / "run.store", workers=2, force=True, progress=False)
+                out[f"lmfeed {name} {n}"] = time.perf_counter() - start
+                start = time.perf_counter()
+                try:
+                    enc.encode_ordinary(text)
+                    out[f"tiktoken {name} {n}"] = time.perf_counter() - start
+                except BaseException:  # noqa: BLE001 - tiktoken's regex can overflow its stack on long runs
+                    out[f"tiktoken {name} {n}"] = None
+    return out
 
 
 def run_json(cmd: list[str]) -> dict:
@@ -231,6 +264,7 @@ def measure(s: Settings) -> tuple[dict, dict]:
         if ours["tokens"] < s.tokens + 1:
             raise SystemExit(f"the store has {ours['tokens']:,} tokens, fewer than the {s.tokens:,} the loader "
                              "cases read: raise --corpus-mb.")
+        record("runs", "both", run_json([sys.executable, __file__, "--runs-case", f"{s.run_chars},{8 * s.run_chars}"]))
         for comparison, contenders in comparisons(s, ours["tokens"]).items():
             for contender, options in contenders.items():
                 options = dict(options)
@@ -324,6 +358,26 @@ def table(results: dict, facts: dict, s: Settings) -> tuple[str, list[str]]:
         notes.append("a small corpus: prepare's fixed start-up (interpreter, tiktoken build, fastokens load and "
                      "self-check; about a second) weighs on its rate here; its targets are for >= 200 MB.")
 
+    small, big = s.run_chars, 8 * s.run_chars
+    growth: dict[str, dict[str, float | None]] = {"lmfeed": {}, "tiktoken": {}}
+    for who in growth:
+        for name in RUN_CHARS:
+            a = [run[f"{who} {name} {small}"] for run in results["runs"]["both"]]
+            b = [run[f"{who} {name} {big}"] for run in results["runs"]["both"]]
+            growth[who][name] = None if None in a + b else statistics.median(b) / statistics.median(a)
+    worst = max(growth["lmfeed"].values())
+    peer = [g for g in growth["tiktoken"].values() if g is not None]
+    rows.append((f"prepare on a run of one character, {big:,} vs {small:,} characters: time grows by (worst of "
+                 f"{', '.join(map(repr, RUN_CHARS.values()))})", f"{worst:.1f}x for 8x the text",
+                 f"tiktoken `encode_ordinary`: {max(peer):.1f}x" if peer else "tiktoken `encode_ordinary`: failed",
+                 "-", verdict(worst <= 12, "linear: <= 12x for 8x")))
+    notes.append("runs: " + "; ".join(
+        f"{name!r} lmfeed {growth['lmfeed'][name]:.1f}x, tiktoken "
+        + (f"{growth['tiktoken'][name]:.1f}x" if growth["tiktoken"][name] is not None else "failed")
+        for name in RUN_CHARS) + f". lmfeed's figure is the whole `prepare` call (2 workers, default backend), "
+        f"{max(run[f'lmfeed {n} {big}'] for run in results['runs']['both'] for n in RUN_CHARS):.2f} s at most for "
+        f"{big:,} characters.")
+
     c, c1 = results["construct"], results["construct1"]
     ours, seed = median(c["lmfeed"], "seconds"), median(c["seed"], "seconds")
     seed_mb = extra_mb(c["seed"])
@@ -414,9 +468,13 @@ def main() -> None:
                         help="where to write the table (default benchmarks/results.md; with --quick "
                              "benchmarks/.cache/results-quick.md, so a quick run never replaces the committed one)")
     parser.add_argument("--tiktoken-baseline", metavar="CORPUS", help=argparse.SUPPRESS)  # the baseline's process
+    parser.add_argument("--runs-case", metavar="SIZES", help=argparse.SUPPRESS)  # the runs' process
     args = parser.parse_args()
     if args.tiktoken_baseline:
         print(json.dumps(tiktoken_baseline_case(Path(args.tiktoken_baseline))))
+        return
+    if args.runs_case:
+        print(json.dumps(runs_case(args.runs_case)))
         return
     sizes = QUICK if args.quick else FULL
     s = Settings(corpus_mb=(10 if args.quick else 200) if args.corpus_mb is None else args.corpus_mb,
