@@ -511,9 +511,34 @@ def test_forced_replace_without_an_atomic_swap_and_recovery_after_a_kill(small_s
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     shutil.rmtree(out)
-    shutil.copytree(small_store.path, tmp_path / f".out.store.old-{dead.pid}-0000")
-    store_writer._remove_stale(out.absolute())  # what the next run does first
-    assert _tree_bytes(out) == old and not list(tmp_path.glob(".out.store.*"))
+    shutil.copytree(small_store.path, tmp_path / f".out.store.old-{dead.pid}-00000000")
+    # names that only look alike are another output's: a glob character in the name, a name with a dash in it
+    shutil.copytree(small_store.path, tmp_path / f".outXstore.old-{dead.pid}-00000000")
+    (tmp_path / f".out.store.old-{dead.pid}-x.tmp-{dead.pid}-00000000").mkdir()
+    with pytest.raises(FileExistsError, match="already exists. Pass --force"):  # the next run, without --force,
+        prepare(_write_docs(tmp_path / "d2"), out, workers=1)  # sees the store put back before any work
+    assert _tree_bytes(out) == old and sorted(p.name for p in tmp_path.glob(".*")) == [
+        f".out.store.old-{dead.pid}-x.tmp-{dead.pid}-00000000", f".outXstore.old-{dead.pid}-00000000"]
+    assert store_writer._remove_stale(Path(str(tmp_path / "out?store")).absolute()) is None  # not a pattern
+    assert (tmp_path / f".outXstore.old-{dead.pid}-00000000").exists()
+
+
+def test_a_failed_second_rename_puts_the_old_store_back(small_store, tmp_path, monkeypatch):
+    out = tmp_path / "out.store"
+    shutil.copytree(small_store.path, out)
+    old = _tree_bytes(out)
+    monkeypatch.setattr(store_writer, "_exchange", lambda a, b: False)
+    rename = os.rename
+
+    def full_on_the_new_name(src, dst):  # noqa: ANN001
+        if Path(src).name.startswith(".out.store.tmp-"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return rename(src, dst)
+
+    monkeypatch.setattr(store_writer.os, "rename", full_on_the_new_name)
+    with pytest.raises(OSError, match="is unchanged"):
+        prepare(_write_docs(tmp_path / "d", copies=2), out, force=True, workers=1)
+    assert _tree_bytes(out) == old and sorted(p.name for p in tmp_path.iterdir()) == ["d", "out.store"]
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import errno
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -127,7 +128,13 @@ def _replaceable(path: Path) -> bool:
 
 
 def check_output(out: Path, *, force: bool) -> None:
-    """Refuse an output that exists (without force) or that force must not delete; check the parent exists."""
+    """Refuse an output that exists (without force) or that force must not delete; check the parent exists.
+
+    What killed runs left next to ``out`` is cleaned up first (see ``_remove_stale``), so the check sees ``out`` as
+    it will stay.
+    """
+    if out.parent.is_dir():
+        _remove_stale(Path(os.path.abspath(out)))
     if out.exists() or out.is_symlink():
         if not force:
             raise FileExistsError(f"{str(out)!r} already exists. Pass --force (force=True) to replace it, or choose another output.")
@@ -158,18 +165,18 @@ def _pid_alive(pid: int) -> bool:
 def _remove_stale(out: Path) -> None:
     """Clean up after runs that were killed (their process is gone): delete their staging directories, and put
     back a store that a killed ``--force`` had moved aside (only where renames cannot swap) if ``out`` is missing."""
-    for kind in ("tmp", "old"):
-        prefix = f".{out.name}.{kind}-"
-        for d in out.parent.glob(prefix + "*"):
-            pid = d.name[len(prefix):].split("-")[0]
-            if not pid.isdigit() or _pid_alive(int(pid)):
-                continue
-            if kind == "old" and not (out.exists() or out.is_symlink()):
-                logger.info("restoring %s, moved aside by an interrupted run", out)
-                os.rename(d, out)
-            else:
-                logger.info("removing %s, left by an interrupted run", d)
-                shutil.rmtree(d, ignore_errors=True) if d.is_dir() and not d.is_symlink() else d.unlink()
+    ours = re.compile(re.escape(f".{out.name}.") + r"(tmp|old)-(\d+)-[0-9a-f]{8}")  # exactly staging_dir's names
+    for name in sorted(os.listdir(out.parent)):
+        match = ours.fullmatch(name)
+        if match is None or _pid_alive(int(match[2])):
+            continue
+        kind, d = match[1], out.parent / name
+        if kind == "old" and not (out.exists() or out.is_symlink()):
+            logger.info("restoring %s, moved aside by an interrupted run", out)
+            os.rename(d, out)
+        else:
+            logger.info("removing %s, left by an interrupted run", d)
+            shutil.rmtree(d, ignore_errors=True) if d.is_dir() and not d.is_symlink() else d.unlink()
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -196,9 +203,8 @@ def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
     aside, replaced, then deleted, and put back by the next run if a kill fell in between), then deleted: ``out``
     always holds one whole store, the old or the new.
     """
-    check_output(Path(out), force=force)
+    check_output(Path(out), force=force)  # also cleans up after killed runs
     out = Path(os.path.abspath(out))
-    _remove_stale(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         tmp.mkdir()
@@ -215,7 +221,11 @@ def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
             else:
                 old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
                 os.rename(out, old)
-                os.rename(tmp, out)
+                try:
+                    os.rename(tmp, out)
+                except BaseException:
+                    os.rename(old, out)  # put the old store back before the new one is deleted below
+                    raise
         else:
             os.rename(tmp, out)
         _fsync_dir(out.parent)
