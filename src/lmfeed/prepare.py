@@ -236,9 +236,10 @@ def prepare(
     enc = resolve_tokenizer(tokenizer)
     format = as_choice("format", format, ("auto", "text", "jsonl"))  # type: ignore[assignment]
     errors = as_choice("errors", errors, ("strict", "replace", "skip"))  # type: ignore[assignment]
-    workers = _default_workers() if workers is None else as_int(
-        "workers", workers, maximum=max(64, 8 * _default_workers()),
-        fix=f"Use about as many workers as CPU cores ({_default_workers()} here); workers=1 encodes in this process.")
+    cores = _default_workers()
+    workers = cores if workers is None else as_int(
+        "workers", workers, maximum=max(64, 8 * cores),
+        fix=f"Use about as many workers as CPU cores ({cores} here); workers=1 encodes in this process.")
     num_shards = as_int("num_shards", num_shards)
     shard_index = as_int("shard_index", shard_index, minimum=0, maximum=num_shards - 1,
                          fix=f"Shards are numbered 0 to {num_shards - 1}.")
