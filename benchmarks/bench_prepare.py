@@ -95,7 +95,7 @@ def corpus_documents(corpus: Path, layout: str) -> list[str]:
 
 def baseline(docs: list[str]) -> tuple[int, float]:
     """tiktoken's encode_ordinary on one thread: (tokens, seconds)."""
-    from lmfeed.tokenizer import get_tokenizer
+    from lmfeed.text.tokenizer import get_tokenizer
 
     enc = get_tokenizer("gpt2")
     enc.encode_ordinary("warm up")
@@ -173,15 +173,15 @@ def phases(corpus: Path, layout: str) -> None:
     import numpy as np
 
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import lmfeed.cli, lmfeed.prepare"], check=True)
+    subprocess.run([sys.executable, "-c", "import lmfeed.cli, lmfeed.store.prepare"], check=True)
     interpreter = time.perf_counter() - t
-    code = ("import time; t = time.perf_counter(); from lmfeed.tokenizer import get_tokenizer; e = get_tokenizer(); "
-            "a = time.perf_counter(); from lmfeed.backends import select_backend; select_backend('fastokens', e); "
+    code = ("import time; t = time.perf_counter(); from lmfeed.text.tokenizer import get_tokenizer; e = get_tokenizer(); "
+            "a = time.perf_counter(); from lmfeed.text.backends import select_backend; select_backend('fastokens', e); "
             "print(a - t, time.perf_counter() - a)")
     tiktoken_s, fastokens_s = map(float, subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                                         text=True).stdout.split())
-    from lmfeed.backends import batch_encoder
-    from lmfeed.tokenizer import get_tokenizer
+    from lmfeed.text.backends import batch_encoder
+    from lmfeed.text.tokenizer import get_tokenizer
 
     encode = batch_encoder("fastokens", get_tokenizer("gpt2"))
     read_s = parse_s = encode_s = write_s = 0.0
@@ -231,7 +231,7 @@ def main() -> None:
     print(f"baseline  tiktoken encode_ordinary, 1 thread: {base_tokens:,} tokens in {base_s:.2f} s = "
           f"{base_rate / 1e6:.2f} M tokens/s ({text_bytes / base_s / 1e6:.1f} MB/s)")
 
-    from lmfeed.store import TokenStore
+    from lmfeed.store.format import TokenStore
 
     for workers in args.workers:
         stores = {}

@@ -45,7 +45,7 @@ class _GivenIds:
 
 
 def _ids(args: argparse.Namespace) -> np.ndarray:
-    from lmfeed.store import TokenStore
+    from lmfeed.store.format import TokenStore
 
     tokens = TokenStore.open(args.store).tokens
     return tokens[: args.tokens]
@@ -87,7 +87,7 @@ def epoch_seed(args: argparse.Namespace) -> dict:
     """
     from llms_from_scratch.ch02 import create_dataloader_v1
 
-    from lmfeed.tokenizer import get_tokenizer
+    from lmfeed.text.tokenizer import get_tokenizer
 
     text = get_tokenizer("gpt2").decode(_ids(args).tolist())  # end-of-text ids become the literal, kept by the seed
     torch.manual_seed(0)

@@ -110,7 +110,7 @@ def git_commit() -> str:
 
 def tiktoken_cache() -> Path:
     """A TIKTOKEN_CACHE_DIR holding GPT-2's files (lmfeed's hash-verified copies), so the seed's loader runs offline."""
-    from lmfeed.tokenizer import gpt2_file
+    from lmfeed.text.tokenizer import gpt2_file
 
     cache = CACHE / "tiktoken"
     cache.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def runs_case(sizes: str) -> dict:
     import tempfile
 
     import lmfeed
-    from lmfeed.tokenizer import get_tokenizer
+    from lmfeed.text.tokenizer import get_tokenizer
 
     enc, out = get_tokenizer(), {}
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
@@ -195,7 +195,7 @@ def backends() -> list[str]:
 
 
 def prepare(corpus: Path, store: Path, workers: int, backend: str) -> dict:
-    from lmfeed.store import TokenStore
+    from lmfeed.store.format import TokenStore
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds, tree_peak, largest = bench_prepare.run_prepare(corpus, store, workers, backend)

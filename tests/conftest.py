@@ -12,7 +12,7 @@ settings.load_profile("ci")
 @pytest.fixture(scope="session")
 def reference_text() -> str:
     """~465 KB of English prose and code that every CPython ships: the Python language reference."""
-    from lmfeed.sources import python_reference
+    from lmfeed.text.sources import python_reference
 
     return "<|endoftext|>".join(python_reference())
 

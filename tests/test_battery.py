@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import lmfeed
 from lmfeed import create_dataloader, get_tokenizer
 from lmfeed.cli import main as cli
-from lmfeed.sampler import WindowBatchSampler, WindowOrder
+from lmfeed.loading.sampler import WindowBatchSampler, WindowOrder
 
 TEXT = "The quick brown fox jumps over the lazy dog. " * 40  # 400 tokens
 
@@ -299,13 +299,13 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from lmfeed import store_writer  # noqa: E402
-from lmfeed.prepare import prepare  # noqa: E402
-from lmfeed.store import StoreError, TokenStore  # noqa: E402
+from lmfeed.store import writer as store_writer  # noqa: E402
+from lmfeed.store.prepare import prepare  # noqa: E402
+from lmfeed.store.format import StoreError, TokenStore  # noqa: E402
 
 
 def _write_docs(root: Path, copies: int = 1) -> Path:
-    from lmfeed.sources import python_reference
+    from lmfeed.text.sources import python_reference
 
     root.mkdir(parents=True, exist_ok=True)
     for c in range(copies):
@@ -587,7 +587,7 @@ def test_prepare_handles_long_lines_and_runs_with_tiktokens_ids(tmp_path, make):
             expected = enc.encode_ordinary(text)
     except BaseException:  # tiktoken alone overflows its regex stack on 1M spaces before a letter: ask fastokens
         pytest.importorskip("fastokens")
-        from lmfeed.backends import batch_encoder
+        from lmfeed.text.backends import batch_encoder
 
         expected = batch_encoder("fastokens", get_tokenizer())([text])[0].tolist()
     assert store.num_documents == 1 and len(store) == len(expected)

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 # Public name -> module that defines it. Imported on first use, so that `import lmfeed` (and the `lmfeed` command's
 # start-up) does not pay for torch until a name that needs it is touched.
 _EXPORTS = {
-    "ENDOFTEXT": "lmfeed.tokenizer",
-    "get_tokenizer": "lmfeed.tokenizer",
-    "SlidingWindowDataset": "lmfeed.windows",
-    "WindowLoader": "lmfeed.loader",
-    "create_dataloader": "lmfeed.loader",
-    "create_train_val_loaders": "lmfeed.loader",
+    "ENDOFTEXT": "lmfeed.text.tokenizer",
+    "get_tokenizer": "lmfeed.text.tokenizer",
+    "SlidingWindowDataset": "lmfeed.loading.windows",
+    "WindowLoader": "lmfeed.loading.loader",
+    "create_dataloader": "lmfeed.loading.loader",
+    "create_train_val_loaders": "lmfeed.loading.loader",
     "TokenEmbedding": "lmfeed.embeddings",
     "LearnedPositionalEmbedding": "lmfeed.embeddings",
     "SinusoidalPositionalEmbedding": "lmfeed.embeddings",
@@ -43,8 +43,8 @@ _EXPORTS = {
     "ALiBiBias": "lmfeed.embeddings",
     "RelativePositionBias": "lmfeed.embeddings",
     "CausalSelfAttention": "lmfeed.embeddings",
-    "TokenStore": "lmfeed.store",
-    "prepare": "lmfeed.prepare",
+    "TokenStore": "lmfeed.store.format",
+    "prepare": "lmfeed.store.prepare",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -61,9 +61,11 @@ if TYPE_CHECKING:
         SinusoidalPositionalEmbedding,
         TokenEmbedding,
     )
-    from lmfeed.loader import WindowLoader, create_dataloader, create_train_val_loaders
-    from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
-    from lmfeed.windows import SlidingWindowDataset
+    from lmfeed.loading.loader import WindowLoader, create_dataloader, create_train_val_loaders
+    from lmfeed.loading.windows import SlidingWindowDataset
+    from lmfeed.store.format import TokenStore
+    from lmfeed.store.prepare import prepare
+    from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 
 
 def __getattr__(name: str) -> Any:
@@ -77,9 +79,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + __all__)
-
-
-# `prepare` is also the name of the submodule lmfeed.prepare, and importing a submodule (from anywhere, at any
-# time) sets the package attribute to the module: bind the function now, so `lmfeed.prepare(...)` always calls it.
-# Costs numpy and tiktoken at import (~0.07 s); never torch.
-from lmfeed.prepare import prepare  # noqa: E402

@@ -42,9 +42,9 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     import textwrap
 
     from lmfeed._validate import as_int
-    from lmfeed.loader import create_dataloader
-    from lmfeed.table import format_batch
-    from lmfeed.tokenizer import get_tokenizer
+    from lmfeed.loading.loader import create_dataloader
+    from lmfeed.viz.table import format_batch
+    from lmfeed.text.tokenizer import get_tokenizer
 
     width = as_int("width", width, minimum=40)
     if samples is not None:
@@ -94,12 +94,12 @@ def _source(source: Path | None) -> tuple[object, str, object]:
 
     check_source(source)
     if source is None:
-        from lmfeed.sources import DEFAULT_CORPUS_NAME, python_reference
-        from lmfeed.tokenizer import ENDOFTEXT
+        from lmfeed.text.sources import DEFAULT_CORPUS_NAME, python_reference
+        from lmfeed.text.tokenizer import ENDOFTEXT
 
         return ENDOFTEXT.join(python_reference()), DEFAULT_CORPUS_NAME, None
     if source.is_dir():
-        from lmfeed.store import TokenStore
+        from lmfeed.store.format import TokenStore
 
         store = TokenStore.open(source)
         return store, f"{source} (token store, {count(store.num_documents, 'document')})", store.tokenizer

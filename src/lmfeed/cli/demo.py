@@ -37,10 +37,10 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     import torch
 
     from lmfeed.embeddings import CausalSelfAttention, InputEmbedding, describe_positional
-    from lmfeed.loader import create_dataloader
-    from lmfeed.sources import DEFAULT_CORPUS_NAME, python_reference, read_text
-    from lmfeed.table import format_batch, visible_piece
-    from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+    from lmfeed.loading.loader import create_dataloader
+    from lmfeed.text.sources import DEFAULT_CORPUS_NAME, python_reference, read_text
+    from lmfeed.viz.table import format_batch, visible_piece
+    from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 
     from lmfeed._validate import as_int
     from lmfeed.cli import check_source, count
@@ -57,7 +57,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         text: object = ENDOFTEXT.join(docs)  # documents separated by end-of-text, as a store holds them
         name, summary = DEFAULT_CORPUS_NAME, f"{len(docs):,} documents, {sum(map(len, docs)):,} characters"
     elif source.is_dir():
-        from lmfeed.store import TokenStore
+        from lmfeed.store.format import TokenStore
 
         text = store = TokenStore.open(source)
         name, summary = str(source), f"token store, {count(store.num_documents, 'document')}"
@@ -130,7 +130,7 @@ def _pictures(out_dir: Path, inputs, x, embedding, enc, seed: int, store) -> Non
     except ImportError:
         click.echo("   (none: pictures need matplotlib; pip install 'lmfeed[plot]')")
         return
-    from lmfeed.plots import plot_batch_embeddings, write_embedding_plots, write_store_plots
+    from lmfeed.viz.plots import plot_batch_embeddings, write_embedding_plots, write_store_plots
 
     paths = [plot_batch_embeddings(inputs, x, enc, out_dir / "batch-embeddings.png")]
     # position tables of 128 x at most 64 dims (wider ones blur at 800 pixels); the PCA uses the demo's token table

@@ -34,8 +34,8 @@ def command(text: str, embed_dim: int, context_length: int, positional: str, see
 
     from lmfeed._validate import as_int
     from lmfeed.embeddings import InputEmbedding
-    from lmfeed.table import visible_piece
-    from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+    from lmfeed.viz.table import visible_piece
+    from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 
     num_values = as_int("values", num_values)
     max_tokens = as_int("max_tokens", max_tokens)

@@ -20,7 +20,7 @@ def command(store: Path, format_: str, output: Path, force: bool) -> None:
     Example:
         lmfeed export verdict.store --format nanogpt -o data/verdict/train.bin
     """
-    from lmfeed.export import export
+    from lmfeed.store.export import export
 
     path = export(store, output, format=format_, force=force)  # type: ignore[arg-type]
     click.echo(f"Wrote {path}: {path.stat().st_size:,} bytes ({format_})")

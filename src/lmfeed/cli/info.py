@@ -21,7 +21,7 @@ def command(store: Path, head: int, as_json: bool) -> None:
         lmfeed info verdict.store --json
     """
     from lmfeed._validate import as_int
-    from lmfeed.store import TokenStore, is_split_dir
+    from lmfeed.store.format import TokenStore, is_split_dir
 
     head = as_int("--head", head, minimum=0)
     paths = [store / "train", store / "val"] if is_split_dir(store) else [store]

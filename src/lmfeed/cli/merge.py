@@ -22,8 +22,8 @@ def command(stores: tuple[Path, ...], output: Path, force: bool) -> None:
         lmfeed merge shards/web.* -o web.store
     """
     from lmfeed.cli import count
-    from lmfeed.merge import merge
-    from lmfeed.prepare import TrainVal
+    from lmfeed.store.merge import merge
+    from lmfeed.store.prepare import TrainVal
 
     result = merge(list(stores), output, force=force)
     for s in list(result) if isinstance(result, TrainVal) else [result]:

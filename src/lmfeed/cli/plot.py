@@ -34,7 +34,7 @@ def command(out_dir: Path, store: Path | None, embed_dim: int, positions: int, s
         lmfeed plot --out pictures
         lmfeed plot --store corpus.store --words king,queen,man,woman
     """
-    from lmfeed.plots import write_embedding_plots, write_store_plots
+    from lmfeed.viz.plots import write_embedding_plots, write_store_plots
 
     try:
         import matplotlib  # noqa: F401
@@ -42,7 +42,7 @@ def command(out_dir: Path, store: Path | None, embed_dim: int, positions: int, s
         raise click.ClickException("Pictures need matplotlib: pip install 'lmfeed[plot]'") from None
     opened = None
     if store is not None:  # open it first: a bad path fails before any picture is drawn
-        from lmfeed.store import TokenStore
+        from lmfeed.store.format import TokenStore
 
         opened = TokenStore.open(store)
     word_list = [w.strip() for w in words.split(",")] if words is not None else None

@@ -49,7 +49,7 @@ def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: str,
         lmfeed prepare web.jsonl.gz --num-shards 8 --shard-index 3 -o shards/web.3
     """
     from lmfeed.cli import count
-    from lmfeed.prepare import TrainVal, prepare
+    from lmfeed.store.prepare import TrainVal, prepare
 
     result = prepare(list(inputs), output, tokenizer=tokenizer, backend=backend, glob=glob,  # type: ignore[arg-type]
                      field=field, format=format_,  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import tiktoken
     import torch
 
-    from lmfeed.store import TokenStore
+    from lmfeed.store.format import TokenStore
 
 __all__ = [
     "COMMON_WORDS",
@@ -276,7 +276,7 @@ def plot_batch_embeddings(
         path: the PNG to write (800 x 500 pixels).
         max_samples, max_dims: show the first samples and dimensions only (defaults 4 and 64), so labels stay legible.
     """
-    from lmfeed.table import visible_piece
+    from lmfeed.viz.table import visible_piece
 
     plt = _pyplot()
     ids = np.asarray(inputs)
@@ -324,7 +324,7 @@ def plot_document_lengths(lengths: np.ndarray, path: str | os.PathLike[str], *, 
 def plot_top_tokens(counts: np.ndarray, enc: tiktoken.Encoding, path: str | os.PathLike[str], *, top: int = 20,
                     exclude: Sequence[int] = (), name: str = "the store") -> Path:
     """Horizontal bars: the ``top`` most frequent tokens (default 20), labelled by id and visible piece."""
-    from lmfeed.table import visible_piece
+    from lmfeed.viz.table import visible_piece
 
     plt = _pyplot()
     counts = np.asarray(counts, dtype=np.int64).copy()
@@ -382,7 +382,7 @@ def write_embedding_plots(
 
     from lmfeed._validate import as_int
     from lmfeed.embeddings import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding, TokenEmbedding
-    from lmfeed.tokenizer import get_tokenizer
+    from lmfeed.text.tokenizer import get_tokenizer
 
     fit = f"A picture is {FIGSIZE[0] * DPI:.0f} pixels wide: more rows or columns would only blur. Draw fewer"
     embed_dim = as_int("embed_dim", embed_dim, minimum=2, maximum=_MAX_DRAWN, fix=fit + " (--embed-dim).")

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmfeed.export import export
-from lmfeed.merge import merge
-from lmfeed.prepare import TrainVal, prepare
-from lmfeed.sources import python_reference
-from lmfeed.store import TokenStore
+from lmfeed.store.export import export
+from lmfeed.store.merge import merge
+from lmfeed.store.prepare import TrainVal, prepare
+from lmfeed.text.sources import python_reference
+from lmfeed.store.format import TokenStore
 
-prepare_module = importlib.import_module("lmfeed.prepare")  # the module (lmfeed.prepare is the function)
+prepare_module = importlib.import_module("lmfeed.store.prepare")  # the module (lmfeed.prepare is the function)
 
 
 def dir_bytes(path: Path) -> dict[str, bytes]:
@@ -101,7 +101,7 @@ def test_export_nanogpt_and_llmc(tmp_path, corpus):
 def test_export_refuses_uint32(tmp_path):
     import tiktoken
 
-    from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+    from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 
     enc = get_tokenizer()
     big = tiktoken.Encoding(name="big", pat_str=enc._pat_str, mergeable_ranks=enc._mergeable_ranks,

@@ -18,8 +18,8 @@ from typing import Literal
 import numpy as np
 
 from lmfeed._validate import as_choice
-from lmfeed.store import TokenStore
-from lmfeed.store_writer import check_parent
+from lmfeed.store.format import TokenStore
+from lmfeed.store.writer import check_parent
 
 __all__ = ["export"]
 

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmfeed import backends
-from lmfeed.backends import (
+from lmfeed.text import backends
+from lmfeed.text.backends import (
     SELF_CHECK_TEXTS,
     batch_encoder,
     clean_text,
@@ -33,8 +33,8 @@ from lmfeed.backends import (
     split_batch,
     whitespace_cuts,
 )
-from lmfeed.prepare import prepare
-from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+from lmfeed.store.prepare import prepare
+from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 
 fastokens = pytest.importorskip("fastokens", reason="the fast backend is the optional extra lmfeed[fast]")
 
@@ -240,7 +240,7 @@ def test_self_check_names_the_first_difference():
 
 def test_auto_falls_back_with_one_warning_and_fastokens_refuses(monkeypatch, caplog):
     monkeypatch.setattr(backends, "_load_fastokens", lambda: (None, "fastokens encodes 'x' as [1], tiktoken as [87]"))
-    with caplog.at_level(logging.WARNING, logger="lmfeed.backends"):
+    with caplog.at_level(logging.WARNING, logger="lmfeed.text.backends"):
         assert select_backend("auto", ENC) == "tiktoken"
     assert [r.getMessage() for r in caplog.records] == [
         "lmfeed: using tiktoken, not fastokens: fastokens encodes 'x' as [1], tiktoken as [87]"]
@@ -251,7 +251,7 @@ def test_auto_falls_back_with_one_warning_and_fastokens_refuses(monkeypatch, cap
 def test_without_fastokens_auto_is_quiet_and_fastokens_says_how_to_install(monkeypatch, caplog):
     monkeypatch.setattr(backends, "fastokens_available", lambda: False)
     monkeypatch.setattr(backends, "_load_fastokens", lambda: (None, "fastokens is not installed"))
-    with caplog.at_level(logging.WARNING, logger="lmfeed.backends"):
+    with caplog.at_level(logging.WARNING, logger="lmfeed.text.backends"):
         assert select_backend("auto", ENC) == "tiktoken"
     assert caplog.records == []
     with pytest.raises(ValueError, match=r"not installed.*pip install 'lmfeed\[fast\]'"):
@@ -259,7 +259,7 @@ def test_without_fastokens_auto_is_quiet_and_fastokens_says_how_to_install(monke
 
 
 def test_preload_is_joined_before_anyone_could_fork():
-    code = ("from lmfeed import backends; from lmfeed.tokenizer import get_tokenizer; backends.preload(); "
+    code = ("from lmfeed.text import backends; from lmfeed.text.tokenizer import get_tokenizer; backends.preload(); "
             "t = backends._preload.get('thread'); e = get_tokenizer(); "
             "print(t is not None, backends.select_backend('auto', e), t.is_alive(), len(backends._preload))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -286,7 +286,7 @@ def test_a_failed_preload_falls_back_with_its_reason(monkeypatch, caplog):
     monkeypatch.setattr(backends, "_new_fastokens", broken)
     try:
         backends.preload()
-        with caplog.at_level(logging.WARNING, logger="lmfeed.backends"):
+        with caplog.at_level(logging.WARNING, logger="lmfeed.text.backends"):
             assert select_backend("auto", ENC) == "tiktoken"
         assert "(RuntimeError: no memory for the automaton)" in caplog.records[0].getMessage()
     finally:
@@ -309,7 +309,7 @@ def test_one_thread_per_process_whatever_the_environment():
     # FASTOKENS_BPE_THREADS=2 asked for, large inputs encoded: lmfeed must still run them on the calling thread only.
     # Threads are counted before and after (numpy's BLAS starts its own at import); with 2 BPE threads fastokens
     # starts its pool at the first input above ~100 KB.
-    code = ("import os; from lmfeed.backends import batch_encoder; from lmfeed.tokenizer import get_tokenizer; "
+    code = ("import os; from lmfeed.text.backends import batch_encoder; from lmfeed.text.tokenizer import get_tokenizer; "
             "e = batch_encoder('fastokens', get_tokenizer()); n = len(os.listdir('/proc/self/task')); "
             "e(['Hello world, ' * 200_000, 'x' * 300_000]); e(['Bye. ' * 100_000]); "
             "print(os.environ['FASTOKENS_BPE_THREADS'], len(os.listdir('/proc/self/task')) - n)")

@@ -1,4 +1,4 @@
-"""lmfeed.plots and `lmfeed plot` / `lmfeed demo` pictures: the numbers against independent formulas, the PNGs decoded."""
+"""lmfeed.viz.plots and `lmfeed plot` / `lmfeed demo` pictures: the numbers against independent formulas, the PNGs decoded."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from lmfeed import plots
+from lmfeed.viz import plots
 from lmfeed.cli import main
-from lmfeed.tokenizer import get_tokenizer
+from lmfeed.text.tokenizer import get_tokenizer
 
 WIDTH, HEIGHT = 800, 500  # FIGSIZE (8, 5) inches at DPI 100
 
@@ -35,7 +35,7 @@ def store(tmp_path_factory):
     """A small token store of three documents, written by lmfeed.prepare."""
     from pydoc_data.topics import topics
 
-    from lmfeed.prepare import prepare
+    from lmfeed.store.prepare import prepare
 
     root = tmp_path_factory.mktemp("store")
     docs = root / "docs"
@@ -157,7 +157,7 @@ def test_random_tables_repeat_under_a_seed_and_leave_the_global_rng_alone(tmp_pa
 
 
 def test_importing_the_cli_and_plots_modules_loads_neither_matplotlib_nor_torch():
-    code = ("import sys, lmfeed.cli, lmfeed.cli.batch, lmfeed.cli.embed, lmfeed.cli.plot, lmfeed.plots; "
+    code = ("import sys, lmfeed.cli, lmfeed.cli.batch, lmfeed.cli.embed, lmfeed.cli.plot, lmfeed.viz.plots; "
             "print(sorted(m for m in ('matplotlib', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -192,12 +192,12 @@ def test_lmfeed_plot_errors_are_one_line(tmp_path):
 
 
 def test_an_allocation_failure_is_one_error_line(monkeypatch, tmp_path):
-    import lmfeed.plots
+    import lmfeed.viz.plots
 
     def exhausted(*args, **kwargs):
         raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000) and data type float64")
 
-    monkeypatch.setattr(lmfeed.plots, "write_embedding_plots", exhausted)
+    monkeypatch.setattr(lmfeed.viz.plots, "write_embedding_plots", exhausted)
     result = CliRunner().invoke(main, ["plot", "--out", str(tmp_path)])
     assert result.exit_code == 1 and result.output == (
         "Error: Out of memory: Unable to allocate 74.5 GiB for an array with shape (100000, 100000) and data type "

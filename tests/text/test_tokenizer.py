@@ -5,8 +5,8 @@ import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmfeed import tokenizer as tk
-from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+from lmfeed.text import tokenizer as tk
+from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 
 
 # Golden ids from tiktoken's own test suite for the gpt2 encoding.

@@ -120,7 +120,7 @@ class WindowBatchSampler(Sampler[np.ndarray]):
 
     Args:
         order: maps global positions to items for an epoch (:class:`WindowOrder`, :class:`RandomOffsets`, or
-            :class:`lmfeed.mixture.MixtureOrder`).
+            :class:`lmfeed.loading.blend.MixtureOrder`).
         batch_size: items per batch on this rank.
         seed: see the module notes; ``None`` follows torch's global RNG.
         drop_last: drop the last incomplete batch and the tail that does not divide among ranks.

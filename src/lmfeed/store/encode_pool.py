@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import tiktoken
 
-from lmfeed.sources import RawRecord
+from lmfeed.text.sources import RawRecord
 
 __all__ = ["Task", "encoder", "sigterm_as_interrupt"]
 
@@ -27,8 +27,8 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype: str, backend: str, parent: int | None) -> None:
-    from lmfeed.backends import batch_encoder
-    from lmfeed.tokenizer import resolve_tokenizer
+    from lmfeed.text.backends import batch_encoder
+    from lmfeed.text.tokenizer import resolve_tokenizer
 
     enc = resolve_tokenizer(tokenizer)
     # after a fork the parent's loaded (and self-checked) fastokens is inherited: no second load

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lmfeed import create_dataloader, get_tokenizer
-from lmfeed.sampler import WindowBatchSampler, WindowOrder
+from lmfeed.loading.sampler import WindowBatchSampler, WindowOrder
 from seed_reference import seed_dataloader
 
 

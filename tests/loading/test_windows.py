@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmfeed.windows import (
+from lmfeed.loading.windows import (
     DocumentOffsets,
     SlidingWindowDataset,
     as_token_array,

@@ -72,7 +72,7 @@ def read_text(path: str | os.PathLike[str], *, errors: str = "strict") -> str:
         raise ValueError(
             f"{str(p)!r} is not valid UTF-8: byte {exc.start:,} is 0x{data[exc.start]:02x} ({exc.reason}). "
             "Convert the file to UTF-8, or put U+FFFD in place of each bad byte: in Python, pass the text of "
-            "lmfeed.sources.read_text(path, errors='replace'); on the command line, make a store with "
+            "lmfeed.text.sources.read_text(path, errors='replace'); on the command line, make a store with "
             "`lmfeed prepare FILE --errors replace -o STORE` and use STORE."
         ) from None
 

@@ -37,7 +37,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 import tiktoken
 
-from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer, gpt2_file, vocabulary_fingerprint
+from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer, gpt2_file, vocabulary_fingerprint
 
 __all__ = [
     "Backend",
@@ -149,7 +149,7 @@ def gpt2_tokenizer_json(*, cache_dir: str | os.PathLike[str] | None = None) -> t
     Raises:
         VocabularyError: the vocabulary files fail their hash check, or the generated text is not the pinned one.
     """
-    from lmfeed.tokenizer import VocabularyError
+    from lmfeed.text.tokenizer import VocabularyError
 
     folder = Path(cache_dir) if cache_dir is not None else _cache_dir()
     path = folder / f"gpt2-tokenizer-{TOKENIZER_JSON_SHA256[:16]}.json"

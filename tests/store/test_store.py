@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmfeed.prepare import prepare
-from lmfeed.store import StoreError, TokenStore
-from lmfeed.store_writer import npy_header
-from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+from lmfeed.store.prepare import prepare
+from lmfeed.store.format import StoreError, TokenStore
+from lmfeed.store.writer import npy_header
+from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 
 ENC = get_tokenizer("gpt2")
 DOCS = ["Hello world", "The second document.\nIt has two lines.", "", "Last one"]
@@ -128,7 +128,7 @@ def test_metadata_is_validated(store_path, change, match):
 
 _RUN = """
 import sys
-from lmfeed.prepare import prepare
+from lmfeed.store.prepare import prepare
 prepare(["-"], sys.argv[1], workers=int(sys.argv[2]))
 """
 

@@ -28,11 +28,11 @@ import numpy as np
 import tiktoken
 
 from lmfeed._validate import as_choice, as_int, as_probability
-from lmfeed.backends import Backend, preload, select_backend
-from lmfeed.encode_pool import Task, encoder, sigterm_as_interrupt
-from lmfeed.sources import DecodeErrors, InputFile, InputFormat, RawRecord, ReadStats, expand_inputs, iter_document_blocks
-from lmfeed.store import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore
-from lmfeed.store_writer import StoreWriter, check_output, staging_dir, write_split_marker
+from lmfeed.text.backends import Backend, preload, select_backend
+from lmfeed.store.encode_pool import Task, encoder, sigterm_as_interrupt
+from lmfeed.text.sources import DecodeErrors, InputFile, InputFormat, RawRecord, ReadStats, expand_inputs, iter_document_blocks
+from lmfeed.store.format import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore
+from lmfeed.store.writer import StoreWriter, check_output, staging_dir, write_split_marker
 
 __all__ = ["prepare", "TrainVal", "safe_split", "val_mask"]
 
@@ -195,9 +195,9 @@ def prepare(
         inputs: text files, ``.gz`` files, JSON Lines files (``*.jsonl``, ``*.ndjson``), directories (searched
             recursively for ``glob``), or ``"-"`` for stdin; one or a list.
         out: the store's directory (must not exist unless ``force``).
-        tokenizer: a name for ``lmfeed.tokenizer.get_tokenizer`` (default ``"gpt2"``) or a ``tiktoken.Encoding``.
+        tokenizer: a name for ``lmfeed.text.tokenizer.get_tokenizer`` (default ``"gpt2"``) or a ``tiktoken.Encoding``.
         backend: what encodes: ``"auto"`` (default: fastokens for GPT-2 when it is installed and passes its
-            self-check, else tiktoken), ``"tiktoken"`` or ``"fastokens"`` (see ``lmfeed.backends``). The ids, and
+            self-check, else tiktoken), ``"tiktoken"`` or ``"fastokens"`` (see ``lmfeed.text.backends``). The ids, and
             the store's bytes, are the same with either.
         glob: which files to take from directories (default ``"*"``, every file).
         field: the JSON Lines field holding the text (default ``"text"``).
@@ -208,7 +208,7 @@ def prepare(
         workers: encoding processes (default: every core this process may use); 1 encodes in this process. Each
             encodes on one thread, so this is the number of cores the encoding uses, whatever the backend.
         num_shards: prepare only every ``num_shards``-th document, starting at ``shard_index`` (document ``k`` goes
-            to shard ``k % num_shards``); ``lmfeed.merge`` joins the shards into the single-run store.
+            to shard ``k % num_shards``); ``lmfeed.store.merge`` joins the shards into the single-run store.
         shard_index: this shard, in ``[0, num_shards)``.
         val_fraction: the probability that a document goes to a validation store (default 0: no split). With a
             split, ``out`` holds two stores, ``out/train`` and ``out/val``.
@@ -229,7 +229,7 @@ def prepare(
         >>> store.tokens[:2].tolist(), store.tokenizer.decode(store.tokens[:2].tolist())  # doctest: +SKIP
         ([15496, 995], 'Hello world')
     """
-    from lmfeed.tokenizer import get_tokenizer, resolve_tokenizer, tokenizer_names, vocabulary_fingerprint
+    from lmfeed.text.tokenizer import get_tokenizer, resolve_tokenizer, tokenizer_names, vocabulary_fingerprint
 
     if backend != "tiktoken" and tokenizer == "gpt2":
         preload()  # fastokens loads on a thread while tiktoken's encoding is built here

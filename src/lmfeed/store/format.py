@@ -148,7 +148,7 @@ class TokenStore:
         Args:
             path: the store's directory.
             tokenizer: the ``tiktoken.Encoding`` to decode with, for a store written with a tokenizer that
-                ``lmfeed.tokenizer.get_tokenizer`` does not know; its vocabulary fingerprint must match the store's.
+                ``lmfeed.text.tokenizer.get_tokenizer`` does not know; its vocabulary fingerprint must match the store's.
 
         Returns:
             The store.
@@ -232,7 +232,7 @@ class TokenStore:
             StoreError: the tokenizer is not one lmfeed knows (open with ``tokenizer=``), or its vocabulary differs.
         """
         if self._tokenizer is None:
-            from lmfeed.tokenizer import get_tokenizer
+            from lmfeed.text.tokenizer import get_tokenizer
 
             name = self.metadata["tokenizer"]["name"]
             try:
@@ -246,7 +246,7 @@ class TokenStore:
         return self._tokenizer  # type: ignore[return-value]
 
     def _set_tokenizer(self, enc: tiktoken.Encoding) -> None:
-        from lmfeed.tokenizer import vocabulary_fingerprint
+        from lmfeed.text.tokenizer import vocabulary_fingerprint
 
         if not isinstance(enc, tiktoken.Encoding):
             raise TypeError(f"tokenizer must be a tiktoken.Encoding, but got {type(enc).__name__}.")

@@ -14,12 +14,12 @@ import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmfeed.prepare import TrainVal, _pieces, prepare, safe_split, val_mask
-from lmfeed.sources import python_reference
-from lmfeed.store import StoreError, TokenStore
-from lmfeed.tokenizer import ENDOFTEXT, get_tokenizer
+from lmfeed.store.prepare import TrainVal, _pieces, prepare, safe_split, val_mask
+from lmfeed.text.sources import python_reference
+from lmfeed.store.format import StoreError, TokenStore
+from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 
-prepare_module = importlib.import_module("lmfeed.prepare")  # the module (lmfeed.prepare is the function)
+prepare_module = importlib.import_module("lmfeed.store.prepare")  # the module (lmfeed.prepare is the function)
 
 ENC = get_tokenizer("gpt2")
 
@@ -275,7 +275,7 @@ def test_bad_options(tmp_path, kwargs, match):
 def test_create_dataloader_from_store_path_equals_from_text(tmp_path, docs):
     import torch
 
-    from lmfeed.loader import create_dataloader
+    from lmfeed.loading.loader import create_dataloader
 
     store = prepare(write_docs(tmp_path / "in", docs[:6]), tmp_path / "s", workers=2)
     text = ENDOFTEXT.join(docs[:6])
@@ -289,7 +289,7 @@ def test_create_dataloader_from_store_path_equals_from_text(tmp_path, docs):
 
 def test_package_reexports_the_function_not_the_module():
     import lmfeed
-    import lmfeed.merge  # noqa: F401 - imports the submodule lmfeed.prepare, which must not shadow the function
+    import lmfeed.store.merge  # noqa: F401 - imports the submodule lmfeed.store.prepare, which must not shadow the function
 
     assert lmfeed.prepare is prepare_module.prepare and callable(lmfeed.prepare)
     assert lmfeed.TokenStore is TokenStore

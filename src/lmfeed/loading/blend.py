@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lmfeed.sampler import _BLOCK, block_rng, epoch_seed_for, shuffled_order
-from lmfeed.windows import SlidingWindowDataset, WindowBatch
+from lmfeed.loading.sampler import _BLOCK, block_rng, epoch_seed_for, shuffled_order
+from lmfeed.loading.windows import SlidingWindowDataset, WindowBatch
 
 __all__ = ["MixtureDataset", "MixtureOrder", "normalized_weights"]
 

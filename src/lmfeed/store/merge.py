@@ -15,9 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lmfeed.prepare import TrainVal, val_mask
-from lmfeed.store import StoreError, TokenStore, is_split_dir
-from lmfeed.store_writer import StoreWriter, staging_dir, write_split_marker
+from lmfeed.store.prepare import TrainVal, val_mask
+from lmfeed.store.format import StoreError, TokenStore, is_split_dir
+from lmfeed.store.writer import StoreWriter, staging_dir, write_split_marker
 
 __all__ = ["merge"]
 

@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-import lmfeed.windows
+import lmfeed.loading.windows
 from lmfeed import create_dataloader, create_train_val_loaders, get_tokenizer
-from lmfeed.prepare import prepare
-from lmfeed.store import TokenStore
+from lmfeed.store.prepare import prepare
+from lmfeed.store.format import TokenStore
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from lmfeed.sources import python_reference
+    from lmfeed.text.sources import python_reference
 
     docs = python_reference()[:12]
     root = tmp_path_factory.mktemp("corpus")
@@ -55,12 +55,12 @@ def test_workers_reopen_the_store_and_agree(corpus):
 
 def test_long_epochs_reopen_the_memory_map(corpus, monkeypatch):
     _, store = corpus
-    monkeypatch.setattr(lmfeed.windows, "_REOPEN_AFTER_BYTES", 4096)  # reopen every few batches
+    monkeypatch.setattr(lmfeed.loading.windows, "_REOPEN_AFTER_BYTES", 4096)  # reopen every few batches
     loader = create_dataloader(store.path, batch_size=8, max_length=64, stride=64, shuffle=False)
     first_map = loader.dataset.token_ids
     got = batches(loader)
     assert loader.dataset.token_ids is not first_map  # the map was dropped and opened again
-    monkeypatch.setattr(lmfeed.windows, "_REOPEN_AFTER_BYTES", 1 << 40)
+    monkeypatch.setattr(lmfeed.loading.windows, "_REOPEN_AFTER_BYTES", 1 << 40)
     assert same(got, batches(create_dataloader(store.path, batch_size=8, max_length=64, stride=64, shuffle=False)))
 
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from lmfeed.cli import main
-from lmfeed.loader import create_dataloader
-from lmfeed.sources import python_reference
-from lmfeed.tokenizer import ENDOFTEXT
+from lmfeed.loading.loader import create_dataloader
+from lmfeed.text.sources import python_reference
+from lmfeed.text.tokenizer import ENDOFTEXT
 
 
 def run(*args: str):
@@ -50,7 +50,7 @@ def test_json_ids_are_the_loaders_batch_k(text_file, args, kwargs, k):
 
 
 def test_json_pieces_decode_the_ids(text_file):
-    from lmfeed.tokenizer import get_tokenizer
+    from lmfeed.text.tokenizer import get_tokenizer
 
     data = json.loads(run(str(text_file), "--json", "--index", "2").output)
     enc = get_tokenizer("gpt2")
@@ -66,7 +66,7 @@ def test_default_source_is_the_language_reference_joined_by_endoftext():
 
 
 def test_store_source_and_negative_index(tmp_path, text_file):
-    from lmfeed.prepare import prepare
+    from lmfeed.store.prepare import prepare
 
     store = prepare([text_file], tmp_path / "s.store", workers=1)
     data = json.loads(run(str(store.path), "--json", "--index", "-1").output)

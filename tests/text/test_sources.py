@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmfeed.sources import ReadStats, expand_inputs, iter_document_blocks, python_reference, read_text
+from lmfeed.text.sources import ReadStats, expand_inputs, iter_document_blocks, python_reference, read_text
 
 
 def test_python_reference_is_sorted_topics():

@@ -23,9 +23,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from lmfeed._validate import as_choice, as_int
-from lmfeed.sampler import RandomOffsets, WindowBatchSampler, WindowOrder
-from lmfeed.stream import load_token_ids
-from lmfeed.windows import DocumentOffsets, SlidingWindowDataset, WindowBatch, document_window_starts
+from lmfeed.loading.sampler import RandomOffsets, WindowBatchSampler, WindowOrder
+from lmfeed.loading.stream import load_token_ids
+from lmfeed.loading.windows import DocumentOffsets, SlidingWindowDataset, WindowBatch, document_window_starts
 
 __all__ = ["WindowLoader", "create_dataloader", "create_train_val_loaders"]
 
@@ -43,7 +43,7 @@ def collate_windows(data: Any) -> Any:
 
 class _OffsetDataset(Dataset):
     """The windows of a :class:`SlidingWindowDataset`, addressed by token offset instead of window index; with
-    ``document_offsets``, by the number of a document-safe offset (:class:`~lmfeed.windows.DocumentOffsets`)."""
+    ``document_offsets``, by the number of a document-safe offset (:class:`~lmfeed.loading.windows.DocumentOffsets`)."""
 
     def __init__(self, windows: SlidingWindowDataset, num_samples: int,
                  document_offsets: DocumentOffsets | None = None) -> None:
@@ -227,10 +227,10 @@ def create_dataloader(
 
     Args:
         source: raw text (``str``); a ``pathlib.Path``/``os.PathLike`` to a UTF-8 text file or to a token store;
-            a :class:`~lmfeed.store.TokenStore`; a sequence, numpy array or tensor of token ids; or a mapping of
+            a :class:`~lmfeed.store.format.TokenStore`; a sequence, numpy array or tensor of token ids; or a mapping of
             sources (stores, store or file paths; ``str`` keys are paths here) to weights, e.g.
             ``{"data/web": 0.7, "data/code": 0.3}``: each window is drawn from a source with probability
-            proportional to its weight (see :mod:`lmfeed.mixture`), ``num_samples`` per epoch (default: all
+            proportional to its weight (see :mod:`lmfeed.loading.blend`), ``num_samples`` per epoch (default: all
             their windows).
         batch_size: windows per batch, B (per rank under ``torch.distributed``). Default 4, as the seed's.
         max_length: tokens per window, T. Default 256.
@@ -241,7 +241,7 @@ def create_dataloader(
             among ranks; without it they are padded by repeating windows from the start of the order).
         num_workers: worker processes, as in ``DataLoader``. 0 loads in the main process.
         tokenizer: tokenizer name or ``tiktoken.Encoding`` for text sources. Default ``"gpt2"``.
-        backend: what encodes text sources (:mod:`lmfeed.backends`; the ids are tiktoken's either way):
+        backend: what encodes text sources (:mod:`lmfeed.text.backends`; the ids are tiktoken's either way):
             ``"auto"`` takes the fast exact backend for long texts when it is installed and passes its self-check.
         seed: makes shuffling and random sampling reproducible and independent of the global RNG.
         sampling: ``"windows"`` (the sliding windows) or ``"random"`` (``num_samples`` windows at uniformly random
@@ -310,7 +310,7 @@ def create_dataloader(
 
     order: Any
     if isinstance(source, Mapping):
-        from lmfeed.mixture import MixtureDataset, MixtureOrder, normalized_weights
+        from lmfeed.loading.blend import MixtureDataset, MixtureOrder, normalized_weights
 
         if not source:
             raise ValueError("The mapping of sources to weights is empty. Pass e.g. {Path('web'): 0.7, Path('code'): 0.3}.")
@@ -389,7 +389,7 @@ def create_train_val_loaders(
     Example:
         >>> train, val = create_train_val_loaders("corpus.split", batch_size=8, max_length=256, seed=0)  # doctest: +SKIP
     """
-    from lmfeed.store import is_split_dir
+    from lmfeed.store.format import is_split_dir
 
     root = Path(split)
     if not is_split_dir(root):

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from lmfeed.store import DOC_STARTS, METADATA, SPLIT, TOKENS, TokenStore, is_split_dir
+from lmfeed.store.format import DOC_STARTS, METADATA, SPLIT, TOKENS, TokenStore, is_split_dir
 
 __all__ = ["StoreWriter", "check_output", "check_parent", "npy_header", "staging_dir", "write_json"]
 

@@ -8,8 +8,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from lmfeed.cli import main
-from lmfeed.store import TokenStore
-from lmfeed.tokenizer import get_tokenizer
+from lmfeed.store.format import TokenStore
+from lmfeed.text.tokenizer import get_tokenizer
 
 ENC = get_tokenizer()
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from lmfeed.backends import Backend, batch_encoder
-from lmfeed.tokenizer import resolve_tokenizer
-from lmfeed.windows import as_token_array
+from lmfeed.text.backends import Backend, batch_encoder
+from lmfeed.text.tokenizer import resolve_tokenizer
+from lmfeed.loading.windows import as_token_array
 
 __all__ = ["load_token_ids"]
 
@@ -31,17 +31,17 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
     ``source``: raw text (``str``), a text file path, a token store or its directory, or integer ids.
     Raw text and text files are one text encoded with ``allowed_special={"<|endoftext|>"}``, as the seed does.
     For ids, the tokenizer is built only when ``need_eot`` asks for its end-of-text id. ``backend`` encodes text
-    (``lmfeed.backends``; the ids are tiktoken's either way): ``"auto"`` (default) takes fastokens only for texts of
+    (``lmfeed.text.backends``; the ids are tiktoken's either way): ``"auto"`` (default) takes fastokens only for texts of
     4 Mi characters or more, where its load time pays off.
     """
-    from lmfeed.store import TokenStore
+    from lmfeed.store.format import TokenStore
 
     if isinstance(source, os.PathLike):
         path = Path(source)
         if path.is_dir():
             source = TokenStore.open(path)
         else:
-            from lmfeed.sources import read_text
+            from lmfeed.text.sources import read_text
 
             source = read_text(path)
     if isinstance(source, TokenStore):
@@ -68,7 +68,7 @@ def _check_store_tokenizer(store: Any, tokenizer: Any) -> None:
     """A store is read only with the tokenizer it was made with: by name, or by vocabulary for an Encoding."""
     import tiktoken
 
-    from lmfeed.tokenizer import vocabulary_fingerprint
+    from lmfeed.text.tokenizer import vocabulary_fingerprint
 
     made_with = store.metadata["tokenizer"]
     if isinstance(tokenizer, tiktoken.Encoding):
@@ -92,6 +92,6 @@ class _StoreReopener:
         self.path = path
 
     def __call__(self) -> np.ndarray:
-        from lmfeed.store import TokenStore
+        from lmfeed.store.format import TokenStore
 
         return TokenStore.open(self.path).tokens
