@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test lint bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lmfeed demo
 
-test: $(STAMP)
+# ruff (lint, import order) and mypy (the public hints that py.typed promises) first, then the suite.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 # lmfeed against its peers (benchmarks/run.py; ~4 min on 2 cores, QUICK=1 ~1 min). The seed's package would pull a

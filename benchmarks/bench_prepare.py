@@ -72,7 +72,8 @@ def build_corpus(corpus_mb: int, layout: str) -> Path:
             written += size
             if buf_bytes >= 4 * 10**6 or written >= target:
                 if layout == "jsonl":
-                    (out / f"part-{part:04d}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in buf), encoding="utf-8")
+                    lines = "".join(json.dumps({"text": t}) + "\n" for t in buf)
+                    (out / f"part-{part:04d}.jsonl").write_text(lines, encoding="utf-8")
                 else:  # one file per document would be ~50,000 files: concatenate into ~4 MB documents
                     (out / f"part-{part:04d}.txt").write_text("\n".join(buf), encoding="utf-8")
                 part, buf, buf_bytes = part + 1, [], 0
@@ -128,8 +129,8 @@ def run_prepare(corpus: Path, store: Path, workers: int, backend: str = "auto") 
     """Wall seconds, peak RSS of the process tree, and the largest single process's peak, of `lmfeed prepare`."""
     shutil.rmtree(store, ignore_errors=True)
     os.sync()  # the last run's dirty pages and freed blocks are flushed now, not during this run
-    cmd = [sys.executable, "-c", "from lmfeed.cli import main; main()", "prepare", str(corpus), "--glob", "part-*", "-o", str(store),
-           "--workers", str(workers), "--backend", backend, "--quiet"]
+    cmd = [sys.executable, "-c", "from lmfeed.cli import main; main()", "prepare", str(corpus), "--glob", "part-*",
+           "-o", str(store), "--workers", str(workers), "--backend", backend, "--quiet"]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     peak = [0]
@@ -175,8 +176,9 @@ def phases(corpus: Path, layout: str) -> None:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import lmfeed.cli, lmfeed.store.prepare"], check=True)
     interpreter = time.perf_counter() - t
-    code = ("import time; t = time.perf_counter(); from lmfeed.text.tokenizer import get_tokenizer; e = get_tokenizer(); "
-            "a = time.perf_counter(); from lmfeed.text.backends import select_backend; select_backend('fastokens', e); "
+    code = ("import time; t = time.perf_counter(); from lmfeed.text.tokenizer import get_tokenizer; "
+            "e = get_tokenizer(); a = time.perf_counter(); from lmfeed.text.backends import select_backend; "
+            "select_backend('fastokens', e); "
             "print(a - t, time.perf_counter() - a)")
     tiktoken_s, fastokens_s = map(float, subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                                         text=True).stdout.split())
@@ -206,14 +208,16 @@ def phases(corpus: Path, layout: str) -> None:
           f"encode {encode_s:.2f} s ({mb / encode_s:.0f} MB/s), write {write_s:.2f} s; "
           f"sum {total:.2f} s ({encode_s / total:.0%} encoding)")
     print(f"fixed start-up: interpreter + imports {interpreter:.2f} s, tiktoken GPT-2 build {tiktoken_s:.2f} s, "
-          f"fastokens load + self-check {fastokens_s:.2f} s (run alone here; prepare overlaps it with the tiktoken build)")
+          f"fastokens load + self-check {fastokens_s:.2f} s "
+          "(run alone here; prepare overlaps it with the tiktoken build)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus-mb", type=int, default=200, help="corpus size in MB (default 200)")
     parser.add_argument("--layout", choices=["jsonl", "text"], default="jsonl",
-                        help="jsonl: one stdlib file per record (many documents); text: ~4 MB text files (few, long documents)")
+                        help="jsonl: one stdlib file per record (many documents); "
+                             "text: ~4 MB text files (few, long documents)")
     parser.add_argument("--workers", type=int, nargs="+", default=[2], help="worker counts to run (default: 2)")
     args = parser.parse_args()
 
@@ -244,7 +248,8 @@ def main() -> None:
                 raise SystemExit(f"token counts differ: store {len(store) - separators:,} vs baseline {base_tokens:,}")
             rate = len(store) / seconds
             print(f"prepare   --workers {workers} --backend {backend}: {len(store):,} tokens in {seconds:.2f} s = "
-                  f"{rate / 1e6:.2f} M tokens/s ({text_bytes / seconds / 1e6:.1f} MB/s), {rate / base_rate:.2f}x the baseline; "
+                  f"{rate / 1e6:.2f} M tokens/s ({text_bytes / seconds / 1e6:.1f} MB/s), "
+                  f"{rate / base_rate:.2f}x the baseline; "
                   f"peak memory {peak / 2**20:,.0f} MiB (process tree), "
                   f"{largest / 2**20:,.0f} MiB (largest process, VmHWM)")
             stores[backend] = store_path

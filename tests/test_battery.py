@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 import lmfeed
 from lmfeed import create_dataloader, get_tokenizer
@@ -35,7 +34,8 @@ BAD_LOADER_ARGS = [
     ("max_length", -1, ValueError, "max_length must be at least 1"),
     ("max_length", 4.5, TypeError, "max_length must be an integer"),
     ("max_length", False, TypeError, "max_length must be an integer"),
-    ("max_length", 10**12, ValueError, "max_length=1000000000000 needs at least 1,000,000,000,001 tokens.*Lower max_length"),
+    ("max_length", 10**12, ValueError,
+     "max_length=1000000000000 needs at least 1,000,000,000,001 tokens.*Lower max_length"),
     ("stride", 0, ValueError, "stride must be at least 1, but got 0"),
     ("stride", "4", TypeError, "stride must be an integer, but got '4'"),
     ("stride", 10**12, ValueError, "needs at least 4 windows.*Lower batch_size, max_length or stride"),
@@ -285,7 +285,7 @@ def test_resume_at_any_batch_equals_the_uninterrupted_tail(k, shuffle):
     if len(tail) < len(full) - k:
         tail += [x for x, _ in resumed]
     assert len(tail) == len(full) - k
-    assert all(torch.equal(a, b) for a, b in zip(tail, full[k:]))
+    assert all(torch.equal(a, b) for a, b in zip(tail, full[k:], strict=True))
 
 
 # -- stores ---------------------------------------------------------------------------------------------------------
@@ -300,8 +300,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from lmfeed.store import writer as store_writer  # noqa: E402
-from lmfeed.store.prepare import prepare  # noqa: E402
 from lmfeed.store.format import StoreError, TokenStore  # noqa: E402
+from lmfeed.store.prepare import prepare  # noqa: E402
 
 
 def _write_docs(root: Path, copies: int = 1) -> Path:
@@ -363,7 +363,8 @@ def test_damaged_stores_are_refused_by_api_and_cli(small_store, tmp_path, damage
 
 def test_a_directory_that_is_not_a_store(tmp_path):
     (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
-    with pytest.raises(StoreError, match="is not a token store: it has no metadata.json. Create one with `lmfeed prepare`"):
+    with pytest.raises(StoreError,
+                       match="is not a token store: it has no metadata.json. Create one with `lmfeed prepare`"):
         create_dataloader(tmp_path)
 
 

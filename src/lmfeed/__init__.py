@@ -52,20 +52,24 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from lmfeed.embeddings import (
-        ALiBiBias,
-        CausalSelfAttention,
-        InputEmbedding,
-        LearnedPositionalEmbedding,
-        RelativePositionBias,
-        RotaryEmbedding,
-        SinusoidalPositionalEmbedding,
-        TokenEmbedding,
+        ALiBiBias as ALiBiBias,
+        CausalSelfAttention as CausalSelfAttention,
+        InputEmbedding as InputEmbedding,
+        LearnedPositionalEmbedding as LearnedPositionalEmbedding,
+        RelativePositionBias as RelativePositionBias,
+        RotaryEmbedding as RotaryEmbedding,
+        SinusoidalPositionalEmbedding as SinusoidalPositionalEmbedding,
+        TokenEmbedding as TokenEmbedding,
     )
-    from lmfeed.loading.loader import WindowLoader, create_dataloader, create_train_val_loaders
-    from lmfeed.loading.windows import SlidingWindowDataset
-    from lmfeed.store.format import TokenStore
-    from lmfeed.store.prepare import prepare
-    from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
+    from lmfeed.loading.loader import (
+        WindowLoader as WindowLoader,
+        create_dataloader as create_dataloader,
+        create_train_val_loaders as create_train_val_loaders,
+    )
+    from lmfeed.loading.windows import SlidingWindowDataset as SlidingWindowDataset
+    from lmfeed.store.format import TokenStore as TokenStore
+    from lmfeed.store.prepare import prepare as prepare
+    from lmfeed.text.tokenizer import ENDOFTEXT as ENDOFTEXT, get_tokenizer as get_tokenizer
 
 
 def __getattr__(name: str) -> Any:

@@ -6,7 +6,9 @@ Inner code trusts what these functions let through.
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, TypeVar
+
+_Choice = TypeVar("_Choice")  # one of the choices: a Literal type where the caller declares one
 
 
 def as_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | None = None, fix: str = "") -> int:
@@ -38,7 +40,7 @@ def _is_integer(value: Any) -> bool:
     return True
 
 
-def as_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+def as_choice(name: str, value: Any, choices: tuple[_Choice, ...]) -> _Choice:
     """Return ``value`` if it is one of ``choices``, else a ValueError that lists them."""
     if value not in choices:
         known = ", ".join(repr(c) for c in choices)

@@ -37,7 +37,8 @@ def text_file(tmp_path_factory):
     ([], dict(batch_size=8, max_length=4, stride=4, shuffle=False), 0),
     (["--index", "7", "--batch-size", "3", "--max-length", "6", "--stride", "2"],
      dict(batch_size=3, max_length=6, stride=2, shuffle=False), 7),
-    (["--index", "4", "--shuffle", "--seed", "11"], dict(batch_size=8, max_length=4, stride=4, shuffle=True, seed=11), 4),
+    (["--index", "4", "--shuffle", "--seed", "11"],
+     dict(batch_size=8, max_length=4, stride=4, shuffle=True, seed=11), 4),
 ])
 def test_json_ids_are_the_loaders_batch_k(text_file, args, kwargs, k):
     result = run(str(text_file), "--json", *args)
@@ -54,7 +55,7 @@ def test_json_pieces_decode_the_ids(text_file):
 
     data = json.loads(run(str(text_file), "--json", "--index", "2").output)
     enc = get_tokenizer("gpt2")
-    for ids, pieces in zip(data["inputs"] + data["targets"], data["input_pieces"] + data["target_pieces"]):
+    for ids, pieces in zip(data["inputs"] + data["targets"], data["input_pieces"] + data["target_pieces"], strict=True):
         assert "".join(pieces) == enc.decode(ids)
 
 
@@ -108,7 +109,7 @@ def test_errors(text_file):
     result = runner.invoke(main, ["batch", str(text_file), "--index", "100000"])
     n = len(create_dataloader(text_file, batch_size=8, max_length=4, stride=4, shuffle=False))
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: --index 100000 does not exist") and f"give {n:,} batches" in result.output
+    assert result.output.startswith("Error: --index 100000 does not exist") and f"give {n:,} batches" in result.output
     result = runner.invoke(main, ["batch", str(text_file), "--index", f"-{n + 1}"])
     assert result.exit_code == 1 and f"0 to {n - 1:,}, or -1 to -{n:,} from the end. Pass an --index in that range" in (
         result.output)

@@ -54,7 +54,7 @@ def test_demo_shows_every_value_of_a_narrow_embedding_and_says_so():
     rows = re.findall(r"(?:token embedding|position 0 embedding|input embedding) +\[([^\]]*)\]", out)
     assert len(rows) == 3 and all(len(r.split(", ")) == 3 and "..." not in r for r in rows)
     token, position, total = ([float(v) for v in r.split(", ")] for r in rows)
-    assert all(abs(t + p - s) < 2e-4 for t, p, s in zip(token, position, total))  # the sum is the sum
+    assert all(abs(t + p - s) < 2e-4 for t, p, s in zip(token, position, total, strict=True))  # the sum is the sum
 
 
 def test_every_offered_positional_choice_runs():

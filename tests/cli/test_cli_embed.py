@@ -1,4 +1,5 @@
-"""`lmfeed embed`: the values are the seed's two nn.Embedding layers under torch.manual_seed, or the paper's sinusoid."""
+"""`lmfeed embed`: the values are the seed's two nn.Embedding layers under torch.manual_seed, or the paper's
+sinusoid."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def test_json_values_equal_the_seeds_layers():
 
 def test_sinusoidal_positions_follow_the_papers_formula():
     d = 8
-    data = json.loads(run("a b c", "--json", "--positional", "sinusoidal", "--embed-dim", str(d), "--values", "8").output)
+    data = json.loads(run("a b c", "--json", "--positional", "sinusoidal", "--embed-dim", str(d),
+                          "--values", "8").output)
     for row in data["tokens"]:
         p = row["position"]
         expected = []
@@ -85,7 +87,8 @@ def test_errors_are_one_line():
     runner = CliRunner()
     result = runner.invoke(main, ["embed", " ".join(["word"] * 30), "--context-length", "8"])
     assert result.exit_code == 1
-    assert result.output == "Error: TEXT is 30 tokens, but --context-length is 8. Pass --context-length 30 or more, or a shorter TEXT.\n"
+    assert result.output == ("Error: TEXT is 30 tokens, but --context-length is 8. "
+                             "Pass --context-length 30 or more, or a shorter TEXT.\n")
     result = runner.invoke(main, ["embed", ""])
     assert result.exit_code == 1 and result.output.startswith("Error: TEXT is empty")
     result = runner.invoke(main, ["embed", "hi", "--embed-dim", "0"])

@@ -88,7 +88,8 @@ def test_errors_are_one_line(tmp_path):
 
 
 def test_each_command_has_help_with_an_example():
-    for name, example in [("prepare", "lmfeed prepare the-verdict.txt -o verdict.store"), ("info", "lmfeed info verdict.store"),
+    for name, example in [("prepare", "lmfeed prepare the-verdict.txt -o verdict.store"),
+                          ("info", "lmfeed info verdict.store"),
                           ("merge", "lmfeed merge shards/web.* -o web.store"), ("export", "--format nanogpt")]:
         r = run(name, "--help")
         assert r.exit_code == 0 and example in r.output, r.output

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 import lmfeed.embeddings as E
 
@@ -115,7 +114,7 @@ def test_meta_device_then_to_empty_and_reset() -> None:
 def test_lookup_is_row_selection(ids: list[int]) -> None:
     emb = E.TokenEmbedding(1000, 5)
     out = emb(torch.tensor(ids))
-    for row, i in zip(out, ids):
+    for row, i in zip(out, ids, strict=True):
         assert torch.equal(row, emb.weight[i])
 
 
@@ -133,7 +132,8 @@ def test_reexported_from_lmfeed_as_the_issue_spells_it() -> None:
 @pytest.mark.parametrize(
     ("build", "match"),
     [
-        (lambda: E.TokenEmbedding(50257, 10**9), r"token embedding table is 50,257 x 1,000,000,000 values.*Lower embed_dim"),
+        (lambda: E.TokenEmbedding(50257, 10**9),
+         r"token embedding table is 50,257 x 1,000,000,000 values.*Lower embed_dim"),
         (lambda: E.LearnedPositionalEmbedding(10**12, 256), r"positional embedding table .* Lower context_length"),
     ],
 )

@@ -16,7 +16,9 @@ def test_two_ranks_under_torchrun_share_the_epoch_disjointly_and_completely(tmp_
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     assert torchrun, "torchrun comes with torch"
     out = tmp_path / "seen.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    # The worker script's folder first; a PYTHONPATH already set (a checkout's src/) is kept after it.
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     proc = subprocess.run(
         [torchrun, "--standalone", "--nproc-per-node", "2", str(Path(__file__).parent / "distributed_worker.py"),
          str(out)],

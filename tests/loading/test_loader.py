@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from lmfeed import create_dataloader, get_tokenizer
 from lmfeed.loading.sampler import WindowBatchSampler, WindowOrder
@@ -14,7 +13,8 @@ def batches(loader):
 
 
 def same(a, b):
-    return len(a) == len(b) and all(all(torch.equal(x, y) for x, y in zip(p, q)) for p, q in zip(a, b))
+    return len(a) == len(b) and all(all(torch.equal(x, y) for x, y in zip(p, q, strict=True))
+                                    for p, q in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_an_abandoned_pass_restarts_like_a_dataloader(short_text):
     loader = create_dataloader(short_text, batch_size=2, max_length=4, stride=4, shuffle=False)
     first = next(iter(loader))
     again = next(iter(loader))
-    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
 
 
 @pytest.mark.parametrize("drop_last", [True, False])
@@ -130,7 +130,8 @@ def test_rank_shares_are_disjoint_and_complete(n, world_size, batch_size, drop_l
 def test_resume_equals_the_uninterrupted_run(short_text, where):
     loader = create_dataloader(short_text, batch_size=2, max_length=4, stride=7, seed=5)
     per_epoch = len(loader)
-    k = {"start": 0, "first": 1, "middle": per_epoch // 2, "epoch end": per_epoch, "after epoch end": per_epoch + 3}[where]
+    k = {"start": 0, "first": 1, "middle": per_epoch // 2, "epoch end": per_epoch,
+         "after epoch end": per_epoch + 3}[where]
     full = batches(loader) + batches(loader)
     probe = create_dataloader(short_text, batch_size=2, max_length=4, stride=7, seed=5)
     taken = 0
@@ -178,7 +179,7 @@ def test_resume_on_another_world_size_continues_the_global_order(short_text):
     whole = [x for b in batches(single) for x in b[0]]
     single.load_state_dict(state)
     rest = [x for b in batches(single) for x in b[0]]
-    assert all(torch.equal(a, b) for a, b in zip(rest, whole[12:]))
+    assert all(torch.equal(a, b) for a, b in zip(rest, whole[12:], strict=True))
     assert len(rest) == len(whole) - 12
 
 
@@ -192,7 +193,7 @@ def test_resume_where_nothing_is_left_for_the_new_world_size_starts_the_next_epo
     state = one.state_dict()
     ranks = [create_dataloader(ids, **kwargs, rank=r, world_size=4) for r in range(4)]
     fresh = [create_dataloader(ids, **kwargs, rank=r, world_size=4) for r in range(4)]
-    for loader, reference in zip(ranks, fresh):
+    for loader, reference in zip(ranks, fresh, strict=True):
         loader.load_state_dict(state)
         assert list(loader) == [] and loader.epoch == 1  # the rest of epoch 0 is empty here: the epoch ends
         reference.set_epoch(1)
@@ -206,15 +207,15 @@ def test_random_sampling_is_reproducible_and_in_range(short_text):
     assert same(a, b) and len(a) == 10
     stream = np.array(ids)
     for x, y in a:
-        for row_x, row_y in zip(x.numpy(), y.numpy()):
+        for row_x, row_y in zip(x.numpy(), y.numpy(), strict=True):
             starts = np.flatnonzero(
                 np.all(np.lib.stride_tricks.sliding_window_view(stream, 17)[:, :16] == row_x, axis=1))
             assert len(starts) >= 1 and (stream[starts[0] + 1 : starts[0] + 17] == row_y).all()
     # ranks split the same global draws
     r0 = batches(create_dataloader(short_text, **kwargs, rank=0, world_size=2))
     r1 = batches(create_dataloader(short_text, **kwargs, rank=1, world_size=2))
-    merged = [row for pair in zip(*(torch.cat([bb[0] for bb in r], 0) for r in (r0, r1))) for row in pair]
-    assert all(torch.equal(p, q) for p, q in zip(merged, torch.cat([bb[0] for bb in a], 0)))
+    merged = [row for pair in zip(*(torch.cat([bb[0] for bb in r], 0) for r in (r0, r1)), strict=True) for row in pair]
+    assert all(torch.equal(p, q) for p, q in zip(merged, torch.cat([bb[0] for bb in a], 0), strict=True))
 
 
 def test_positions_restart_after_every_endoftext():
@@ -222,7 +223,7 @@ def test_positions_restart_after_every_endoftext():
     loader = create_dataloader(text, batch_size=1, max_length=10, stride=10, shuffle=False, return_positions=True)
     inputs, targets, positions = next(iter(loader))
     eot = get_tokenizer().eot_token
-    for row, pos in zip(inputs.tolist(), positions.tolist()):
+    for row, pos in zip(inputs.tolist(), positions.tolist(), strict=True):
         expected, p = [], 0
         for j, tok in enumerate(row):
             p = 0 if tok == eot else (p + 1 if j else 0)
@@ -236,7 +237,7 @@ def test_respect_documents_keeps_windows_inside_documents(reference_text):
                                drop_last=False, respect_documents=True)
     eot = get_tokenizer().eot_token
     seen = 0
-    for inputs, targets in loader:
+    for inputs, _targets in loader:
         assert not (inputs == eot).any()
         seen += len(inputs)
     assert seen == len(loader.dataset) > 0
@@ -338,7 +339,7 @@ def test_weighted_sources_are_drawn_in_proportion_deterministically(tmp_path):
         assert len(set(first_cycle.tolist())) == len(first_cycle)
     # the batches hold exactly those windows
     first = next(iter(create_dataloader({a: 0.7, b: 0.3}, **kwargs)))[0]
-    for row, (k, w) in zip(first, rows[:8]):
+    for row, (k, w) in zip(first, rows[:8], strict=True):
         assert torch.equal(row, loader.dataset.sources[k][w][0])
     again = batches(create_dataloader({a: 0.7, b: 0.3}, **kwargs))
     assert same(again, batches(create_dataloader({a: 0.7, b: 0.3}, **kwargs)))
@@ -357,8 +358,8 @@ def test_weighted_sources_resume_and_split_across_ranks(tmp_path):
     resumed.load_state_dict(probe.state_dict())
     assert same(batches(resumed), full[37:])
     ranks = [batches(create_dataloader({str(a): 1, str(b): 3}, **kwargs, rank=r, world_size=2)) for r in range(2)]
-    interleaved = [row for pair in zip(*(torch.cat([x[0] for x in r]) for r in ranks)) for row in pair]
-    assert all(torch.equal(p, q) for p, q in zip(interleaved, torch.cat([x[0] for x in full])))
+    interleaved = [row for pair in zip(*(torch.cat([x[0] for x in r]) for r in ranks), strict=True) for row in pair]
+    assert all(torch.equal(p, q) for p, q in zip(interleaved, torch.cat([x[0] for x in full]), strict=True))
 
 
 def test_bad_weights_are_clear_errors(tmp_path):

@@ -6,8 +6,8 @@ import torch
 
 import lmfeed.loading.windows
 from lmfeed import create_dataloader, create_train_val_loaders, get_tokenizer
-from lmfeed.store.prepare import prepare
 from lmfeed.store.format import TokenStore
+from lmfeed.store.prepare import prepare
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,8 @@ def batches(loader):
 
 
 def same(a, b):
-    return len(a) == len(b) and all(all(torch.equal(x, y) for x, y in zip(p, q)) for p, q in zip(a, b))
+    return len(a) == len(b) and all(all(torch.equal(x, y) for x, y in zip(p, q, strict=True))
+                                    for p, q in zip(a, b, strict=True))
 
 
 def test_store_path_store_and_text_give_the_same_batches(corpus):

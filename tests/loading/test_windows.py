@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from lmfeed.loading.windows import (
     DocumentOffsets,
@@ -12,7 +11,6 @@ from lmfeed.loading.windows import (
     num_windows,
     restart_positions,
 )
-
 from seed_reference import SeedDataset
 
 # "I HAD always thought Jack Gisburn rather a cheap" in GPT-2 ids (tiktoken)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from lmfeed.store.export import export
+from lmfeed.store.format import TokenStore
 from lmfeed.store.merge import merge
 from lmfeed.store.prepare import TrainVal, prepare
 from lmfeed.text.sources import python_reference
-from lmfeed.store.format import TokenStore
 
 prepare_module = importlib.import_module("lmfeed.store.prepare")  # the module (lmfeed.prepare is the function)
 
@@ -87,7 +87,8 @@ def test_stores_of_different_tokenization_do_not_merge(tmp_path, corpus):
 def test_export_nanogpt_and_llmc(tmp_path, corpus):
     store = prepare(corpus[:3], tmp_path / "s", workers=1)
     bin_path = export(store, tmp_path / "train.bin")
-    assert np.array_equal(np.memmap(bin_path, dtype=np.uint16, mode="r"), store.tokens)  # as nanoGPT's train.py reads it
+    # as nanoGPT's train.py reads it
+    assert np.array_equal(np.memmap(bin_path, dtype=np.uint16, mode="r"), store.tokens)
     llmc = export(store.path, tmp_path / "train_llmc.bin", format="llmc")
     header = np.fromfile(llmc, dtype="<i4", count=256)
     assert header[:3].tolist() == [20240520, 1, len(store)] and not header[3:].any()

@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiktoken
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
+from lmfeed.store.format import StoreError, TokenStore
 from lmfeed.store.prepare import TrainVal, _pieces, prepare, safe_split, val_mask
 from lmfeed.text.sources import python_reference
-from lmfeed.store.format import StoreError, TokenStore
 from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 
 prepare_module = importlib.import_module("lmfeed.store.prepare")  # the module (lmfeed.prepare is the function)
@@ -117,7 +116,8 @@ def test_directories_gzip_and_jsonl(tmp_path, docs):
     assert store.tokens.tolist() == joined_ids([docs[1], docs[0]])  # sorted relative paths: b.txt < sub/a.txt
     store = prepare([d / "c.jsonl.gz"], tmp_path / "j", workers=1, field="body")
     assert store.tokens.tolist() == joined_ids([docs[2], docs[3]])
-    assert store.metadata["sources"] == [{"input": str(d / "c.jsonl.gz"), "files": 1, "bytes": (d / "c.jsonl.gz").stat().st_size}]
+    assert store.metadata["sources"] == [{"input": str(d / "c.jsonl.gz"), "files": 1,
+                                          "bytes": (d / "c.jsonl.gz").stat().st_size}]
 
 
 def test_uint32_for_a_vocabulary_above_65536_ids(tmp_path):
@@ -128,7 +128,7 @@ def test_uint32_for_a_vocabulary_above_65536_ids(tmp_path):
     assert store.tokens.dtype == np.uint32 and store.metadata["dtype"] == "uint32"
     assert store.tokens.tolist() == [15496, 995, 70_000, *ENC.encode_ordinary("Bye")]
     with pytest.raises(StoreError, match="does not know"):
-        TokenStore.open(store.path).tokenizer
+        _ = TokenStore.open(store.path).tokenizer
     assert TokenStore.open(store.path, tokenizer=big).tokenizer.decode([15496, 995]) == "Hello world"
     with pytest.raises(StoreError, match="vocabulary"):
         TokenStore.open(store.path, tokenizer=ENC)
@@ -178,11 +178,12 @@ def test_val_split_is_by_whole_documents_and_deterministic(tmp_path, docs):
     assert isinstance(tv, TrainVal) and TokenStore.is_store(tmp_path / "s" / "train")
     is_val = val_mask(np.arange(len(docs)), val_fraction=0.3, seed=7)
     assert 0 < is_val.sum() < len(docs)
-    assert tv.val.tokens.tolist() == joined_ids([d for d, v in zip(docs, is_val) if v])
-    assert tv.train.tokens.tolist() == joined_ids([d for d, v in zip(docs, is_val) if not v])
+    assert tv.val.tokens.tolist() == joined_ids([d for d, v in zip(docs, is_val, strict=True) if v])
+    assert tv.train.tokens.tolist() == joined_ids([d for d, v in zip(docs, is_val, strict=True) if not v])
     again = prepare(files, tmp_path / "s2", workers=2, val_fraction=0.3, seed=7)
     assert dir_bytes(tmp_path / "s") == dir_bytes(again.train.path.parent)
-    assert not np.array_equal(val_mask(np.arange(200), val_fraction=0.3, seed=8), val_mask(np.arange(200), val_fraction=0.3, seed=7))
+    assert not np.array_equal(val_mask(np.arange(200), val_fraction=0.3, seed=8),
+                              val_mask(np.arange(200), val_fraction=0.3, seed=7))
     with pytest.raises(StoreError, match="train/validation split"):
         TokenStore.open(tmp_path / "s")
 
@@ -207,8 +208,10 @@ def test_non_utf8_names_file_and_byte_offset(tmp_path):
     with pytest.raises(ValueError, match=r"bad.txt: byte 10 is not valid UTF-8 \(0xff"):
         prepare([bad], tmp_path / "s", workers=1)
     assert not (tmp_path / "s").exists() and not list(tmp_path.glob(".s.tmp-*"))
-    assert prepare([bad], tmp_path / "r", workers=1, errors="replace").tokens.tolist() == ENC.encode_ordinary("fine text \ufffd more")
-    assert prepare([bad], tmp_path / "k", workers=1, errors="skip").tokens.tolist() == ENC.encode_ordinary("fine text  more")
+    assert (prepare([bad], tmp_path / "r", workers=1, errors="replace").tokens.tolist()
+            == ENC.encode_ordinary("fine text \ufffd more"))
+    assert (prepare([bad], tmp_path / "k", workers=1, errors="skip").tokens.tolist()
+            == ENC.encode_ordinary("fine text  more"))
 
 
 def test_non_utf8_offset_across_read_blocks(tmp_path):
@@ -251,7 +254,8 @@ def test_existing_output_needs_force_and_only_replaces_stores(tmp_path):
     with pytest.raises(FileExistsError, match="--force"):
         prepare([tmp_path / "b.txt"], tmp_path / "s", workers=1)
     assert TokenStore.open(tmp_path / "s").tokens.tolist() == ENC.encode_ordinary("one")
-    assert prepare([tmp_path / "b.txt"], tmp_path / "s", workers=1, force=True).tokens.tolist() == ENC.encode_ordinary("two")
+    assert (prepare([tmp_path / "b.txt"], tmp_path / "s", workers=1, force=True).tokens.tolist()
+            == ENC.encode_ordinary("two"))
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "thesis.tex").write_text("years of work")
     with pytest.raises(FileExistsError, match="not a token store"):
@@ -283,7 +287,7 @@ def test_create_dataloader_from_store_path_equals_from_text(tmp_path, docs):
         from_store = list(create_dataloader(store.path, batch_size=4, max_length=16, stride=8, **kwargs))
         from_text = list(create_dataloader(text, batch_size=4, max_length=16, stride=8, **kwargs))
         assert len(from_store) == len(from_text) > 10
-        for (x1, y1), (x2, y2) in zip(from_store, from_text):
+        for (x1, y1), (x2, y2) in zip(from_store, from_text, strict=True):
             assert torch.equal(x1, x2) and torch.equal(y1, y2) and x1.dtype == torch.int64
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmfeed.store.prepare import prepare
 from lmfeed.store.format import StoreError, TokenStore
+from lmfeed.store.prepare import prepare
 from lmfeed.store.writer import npy_header
 from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 

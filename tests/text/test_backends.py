@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
+from lmfeed.store.prepare import prepare
 from lmfeed.text import backends
 from lmfeed.text.backends import (
-    SELF_CHECK_TEXTS,
     batch_encoder,
     clean_text,
     select_backend,
@@ -33,7 +32,6 @@ from lmfeed.text.backends import (
     split_batch,
     whitespace_cuts,
 )
-from lmfeed.store.prepare import prepare
 from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
 
 fastokens = pytest.importorskip("fastokens", reason="the fast backend is the optional extra lmfeed[fast]")
@@ -54,7 +52,7 @@ def tiktoken_ids(texts: list[str]) -> list[list[int]]:
 def assert_same_ids(fast, texts: list[str], what: str) -> None:
     got = [ids.tolist() for ids in split_batch(*fast(texts))]
     want = tiktoken_ids(texts)
-    for text, g, w in zip(texts, got, want):
+    for text, g, w in zip(texts, got, want, strict=True):
         assert g == w, f"{what}: {text[:80]!r}"
 
 
@@ -104,9 +102,10 @@ def _sweep(fast, code_points: list[int], contexts: list[str]) -> None:
             where.append((context, chunk))
     got = split_batch(*fast(texts))
     want = tiktoken_ids(texts)
-    for g, w, (context, chunk) in zip(got, want, where):
+    for g, w, (context, chunk) in zip(got, want, where, strict=True):
         if g.tolist() != w:  # name the code point
-            bad = [hex(c) for c in chunk if fast([context.format(c=chr(c))])[0].tolist() != ENC.encode_ordinary(context.format(c=chr(c)))]
+            bad = [hex(c) for c in chunk
+                   if fast([context.format(c=chr(c))])[0].tolist() != ENC.encode_ordinary(context.format(c=chr(c)))]
             pytest.fail(f"code points {bad[:10] or 'in combination'} in context {context!r} encode differently")
 
 
@@ -135,11 +134,13 @@ def test_every_short_combination_of_hard_pieces(fast):
 def test_generated_strings_including_surrogates(texts):
     fast = batch_encoder("fastokens", ENC)
     assert_same_ids(fast, texts, "generated")
-    assert [t.tolist() for t in split_batch(*fast(texts))] == [ENC.encode(clean_text(t), disallowed_special=()) for t in texts]
+    assert ([t.tolist() for t in split_batch(*fast(texts))]
+            == [ENC.encode(clean_text(t), disallowed_special=()) for t in texts])
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.sampled_from(["Hello", " world", ENDOFTEXT, "\n", "\ud83d", "\ude00", "\u180e's", " 42"]), max_size=12).map("".join))
+@given(st.lists(st.sampled_from(["Hello", " world", ENDOFTEXT, "\n", "\ud83d", "\ude00", "\u180e's", " 42"]),
+                max_size=12).map("".join))
 def test_allow_special_equals_tiktoken_encode(text):
     want = ENC.encode(text, allowed_special={ENDOFTEXT})
     for backend in ("fastokens", "tiktoken"):
@@ -198,7 +199,8 @@ def test_tokenizer_json_works_from_memory_when_the_cache_cannot_be_written(tmp_p
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's byte -> printable character table, written out here from its definition (independent of lmfeed)."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    keep = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1))
+            + list(range(ord("\u00ae"), ord("\u00ff") + 1)))
     table, extra = {}, 0
     for b in range(256):
         if b in keep:
@@ -224,7 +226,8 @@ def test_self_check_passes_quickly_for_the_real_loader(fast):
 def test_self_check_catches_a_real_inexact_loader(tmp_path):
     # fastokens' from_tiktoken loader reads U+180E differently from tiktoken: the self-check must say so
     bpe = tmp_path / "gpt2.tiktoken"
-    bpe.write_text("".join(f"{base64.b64encode(t).decode()} {r}\n" for t, r in sorted(ENC._mergeable_ranks.items(), key=lambda kv: kv[1])))
+    bpe.write_text("".join(f"{base64.b64encode(t).decode()} {r}\n"
+                           for t, r in sorted(ENC._mergeable_ranks.items(), key=lambda kv: kv[1])))
     loose = fastokens.Tokenizer.from_tiktoken(str(bpe), pattern=ENC._pat_str, special_tokens={})
     problem = self_check(backends._flat_encoder(loose), ENC)
     assert "\\u180e's" in problem and "tiktoken as" in problem
@@ -244,7 +247,8 @@ def test_auto_falls_back_with_one_warning_and_fastokens_refuses(monkeypatch, cap
         assert select_backend("auto", ENC) == "tiktoken"
     assert [r.getMessage() for r in caplog.records] == [
         "lmfeed: using tiktoken, not fastokens: fastokens encodes 'x' as [1], tiktoken as [87]"]
-    with pytest.raises(ValueError, match=r"backend='fastokens' cannot be used: fastokens encodes 'x'.*backend='tiktoken'"):
+    with pytest.raises(ValueError,
+                       match=r"backend='fastokens' cannot be used: fastokens encodes 'x'.*backend='tiktoken'"):
         select_backend("fastokens", ENC)
 
 
@@ -309,7 +313,8 @@ def test_one_thread_per_process_whatever_the_environment():
     # FASTOKENS_BPE_THREADS=2 asked for, large inputs encoded: lmfeed must still run them on the calling thread only.
     # Threads are counted before and after (numpy's BLAS starts its own at import); with 2 BPE threads fastokens
     # starts its pool at the first input above ~100 KB.
-    code = ("import os; from lmfeed.text.backends import batch_encoder; from lmfeed.text.tokenizer import get_tokenizer; "
+    code = ("import os; from lmfeed.text.backends import batch_encoder; "
+            "from lmfeed.text.tokenizer import get_tokenizer; "
             "e = batch_encoder('fastokens', get_tokenizer()); n = len(os.listdir('/proc/self/task')); "
             "e(['Hello world, ' * 200_000, 'x' * 300_000]); e(['Bye. ' * 100_000]); "
             "print(os.environ['FASTOKENS_BPE_THREADS'], len(os.listdir('/proc/self/task')) - n)")
@@ -335,7 +340,8 @@ def test_stores_are_byte_identical_across_backends_and_workers(tmp_path):
             for allow in (False, True):
                 out = tmp_path / f"{backend}-{workers}-{allow}"
                 prepare([d], out, backend=backend, workers=workers, allow_special=allow, val_fraction=0.25, seed=3)
-                stores[backend, workers, allow] = {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+                stores[backend, workers, allow] = {str(f.relative_to(out)): f.read_bytes()
+                                                   for f in sorted(out.rglob("*")) if f.is_file()}
     for allow in (False, True):
         reference = stores["tiktoken", 1, allow]
         assert all(stores[b, w, allow] == reference for b in ("tiktoken", "fastokens") for w in (1, 2))
@@ -350,7 +356,8 @@ def test_cli_backend_option(tmp_path):
     from lmfeed.cli import main
 
     (tmp_path / "a.txt").write_text("Hello world")
-    result = CliRunner().invoke(main, ["prepare", str(tmp_path / "a.txt"), "-o", str(tmp_path / "s"), "--backend", "fastokens", "--quiet", "--workers", "1"])
+    result = CliRunner().invoke(main, ["prepare", str(tmp_path / "a.txt"), "-o", str(tmp_path / "s"),
+                                       "--backend", "fastokens", "--quiet", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "s" / "tokens.npy").tolist() == [15496, 995]
     result = CliRunner().invoke(main, ["prepare", "--help"])
@@ -363,7 +370,7 @@ def test_cutting_long_whitespace_runs_keeps_tiktokens_ids(text, min_run):
     enc = get_tokenizer()
     cuts = whitespace_cuts(text, min_run=min_run)
     bounds = [0, *cuts, len(text)]
-    pieces = [enc.encode_ordinary(text[a:b]) for a, b in zip(bounds, bounds[1:])]
+    pieces = [enc.encode_ordinary(text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
     assert [i for p in pieces for i in p] == enc.encode_ordinary(text)
 
 

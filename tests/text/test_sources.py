@@ -6,8 +6,7 @@ import gzip
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from lmfeed.text.sources import ReadStats, expand_inputs, iter_document_blocks, python_reference, read_text
 
@@ -55,7 +54,8 @@ def test_text_blocks_reassemble_whatever_the_block_size(tmp_path_factory, text, 
     path = tmp_path_factory.mktemp("t") / "doc.txt"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
     blocks = list(iter_document_blocks(expand_inputs(path), block_size=block_size))
-    assert {d for d, _ in blocks} == {0} and "".join(b for _, b in blocks) == text.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
+    assert {d for d, _ in blocks} == {0} and "".join(b for _, b in blocks) == text.encode(
+        "utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
 
 
 def test_select_skips_documents_but_counts_them(tmp_path):

@@ -2,8 +2,7 @@ import hashlib
 
 import pytest
 import tiktoken
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from lmfeed.text import tokenizer as tk
 from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer

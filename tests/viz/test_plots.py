@@ -1,4 +1,5 @@
-"""lmfeed.viz.plots and `lmfeed plot` / `lmfeed demo` pictures: the numbers against independent formulas, the PNGs decoded."""
+"""lmfeed.viz.plots and `lmfeed plot` / `lmfeed demo` pictures: the numbers against independent formulas, the PNGs
+decoded."""
 
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from PIL import Image
 
-from lmfeed.viz import plots
 from lmfeed.cli import main
 from lmfeed.text.tokenizer import get_tokenizer
+from lmfeed.viz import plots
 
 WIDTH, HEIGHT = 800, 500  # FIGSIZE (8, 5) inches at DPI 100
 

@@ -36,7 +36,7 @@ class _LazyGroup(click.Group):
         module = _COMMANDS.get(cmd_name)
         if module is None:
             return None
-        return getattr(importlib.import_module(f"lmfeed.cli.{module}"), "command")
+        return importlib.import_module(f"lmfeed.cli.{module}").command
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
         try:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    import tiktoken
 
 
 @click.command(name="batch", short_help="Show batch K: each input row over its target row.")
@@ -43,8 +47,8 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
 
     from lmfeed._validate import as_int
     from lmfeed.loading.loader import create_dataloader
-    from lmfeed.viz.table import format_batch
     from lmfeed.text.tokenizer import get_tokenizer
+    from lmfeed.viz.table import format_batch
 
     width = as_int("width", width, minimum=40)
     if samples is not None:
@@ -88,7 +92,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
                             overflow="truncate" if truncate else "wrap"))
 
 
-def _source(source: Path | None) -> tuple[object, str, object]:
+def _source(source: Path | None) -> tuple[object, str, tiktoken.Encoding | None]:
     """What to hand to create_dataloader, a name for it, and the tokenizer that decodes it (None: GPT-2)."""
     from lmfeed.cli import check_source, count
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import click
+
+if TYPE_CHECKING:
+    from lmfeed.embeddings.attention import RelativeScheme
+    from lmfeed.embeddings.input import Positional
+    from lmfeed.loading.windows import SlidingWindowDataset
 
 POSITIONAL_CHOICES = ["learned", "sinusoidal", "none", "rope", "alibi", "t5"]
 
@@ -23,7 +29,7 @@ POSITIONAL_CHOICES = ["learned", "sinusoidal", "none", "rope", "alibi", "t5"]
               show_default=True, help="Directory for the demo's pictures (PNG).")
 @click.option("--no-plots", is_flag=True, help="Do not write pictures.")
 def command(source: Path | None, batch_size: int, max_length: int, stride: int, embed_dim: int, seed: int,
-            positional: str, num_heads: int, out_dir: Path, no_plots: bool) -> None:
+            positional: Positional | RelativeScheme, num_heads: int, out_dir: Path, no_plots: bool) -> None:
     """Run the seed's pipeline: tokens, sliding windows, one batch, token + position embeddings.
 
     With no SOURCE it uses the Python language reference that ships with every Python (pydoc_data.topics);
@@ -36,14 +42,13 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     """
     import torch
 
+    from lmfeed._validate import as_int
+    from lmfeed.cli import check_source, count
     from lmfeed.embeddings import CausalSelfAttention, InputEmbedding, describe_positional
     from lmfeed.loading.loader import create_dataloader
     from lmfeed.text.sources import DEFAULT_CORPUS_NAME, python_reference, read_text
-    from lmfeed.viz.table import format_batch, visible_piece
     from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
-
-    from lmfeed._validate import as_int
-    from lmfeed.cli import check_source, count
+    from lmfeed.viz.table import format_batch, visible_piece
 
     # checked first, before the corpus is read
     for name, value in (("batch_size", batch_size), ("max_length", max_length), ("stride", stride),
@@ -66,13 +71,14 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         name, summary = str(source), f"1 document, {len(text):,} characters"
 
     loader = create_dataloader(text, batch_size=batch_size, max_length=max_length, stride=stride, shuffle=False)
-    windows = loader.dataset
+    windows = cast("SlidingWindowDataset", loader.dataset)  # one source, sampling="windows": the windows themselves
     # the modules are built before anything is printed: a bad size is one Error line, not a half-printed demo
     torch.manual_seed(seed)
     absolute = positional if positional in ("learned", "sinusoidal") else "none"
     embedding = InputEmbedding(enc.n_vocab, embed_dim, context_length=max_length, positional=absolute)
     if absolute == "none":
-        relative = None if positional == "none" else positional  # "none": attention with no position at all
+        # "none": attention with no position at all; else one of rope, alibi, t5 (not absolute)
+        relative = None if positional == "none" else cast("RelativeScheme", positional)
         attention = CausalSelfAttention(embed_dim, num_heads, positional=relative)
     echo(f"lmfeed demo: the seed's pipeline on {name}\n")
     echo("1. tokens")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from lmfeed.embeddings.input import Positional
 
 
 @click.command(name="embed", short_help="Show a text's token + position embeddings.")
@@ -15,10 +19,11 @@ import click
 @click.option("--positional", type=click.Choice(["learned", "sinusoidal", "none"]), default="learned",
               show_default=True, help="Absolute position scheme added to the token embeddings.")
 @click.option("--seed", default=123, show_default=True, help="torch.manual_seed before the tables are drawn.")
-@click.option("--values", "num_values", default=4, show_default=True, help="How many leading values to show per vector.")
+@click.option("--values", "num_values", default=4, show_default=True,
+              help="How many leading values to show per vector.")
 @click.option("--max-tokens", default=16, show_default=True, help="Show at most this many tokens (all are embedded).")
 @click.option("--json", "as_json", is_flag=True, help="Print ids, pieces, the shown values and the shapes as JSON.")
-def command(text: str, embed_dim: int, context_length: int, positional: str, seed: int, num_values: int,
+def command(text: str, embed_dim: int, context_length: int, positional: Positional, seed: int, num_values: int,
             max_tokens: int, as_json: bool) -> None:
     """Embed TEXT as a GPT-2-style model at init would: token embedding + position embedding, per token.
 
@@ -34,8 +39,8 @@ def command(text: str, embed_dim: int, context_length: int, positional: str, see
 
     from lmfeed._validate import as_int
     from lmfeed.embeddings import InputEmbedding
-    from lmfeed.viz.table import visible_piece
     from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
+    from lmfeed.viz.table import visible_piece
 
     num_values = as_int("values", num_values)
     max_tokens = as_int("max_tokens", max_tokens)

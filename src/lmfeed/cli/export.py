@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from lmfeed.store.export import ExportFormat
 
 
 @click.command(name="export")
@@ -13,7 +17,7 @@ import click
               help="nanogpt: raw uint16 ids (train.py's np.memmap); llmc: llm.c's 1,024-byte header, then uint16 ids.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The .bin file to write.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
-def command(store: Path, format_: str, output: Path, force: bool) -> None:
+def command(store: Path, format_: ExportFormat, output: Path, force: bool) -> None:
     """Write STORE's token ids to a .bin file that nanoGPT's train.py (or llm.c) reads.
 
     \b
@@ -22,5 +26,5 @@ def command(store: Path, format_: str, output: Path, force: bool) -> None:
     """
     from lmfeed.store.export import export
 
-    path = export(store, output, format=format_, force=force)  # type: ignore[arg-type]
+    path = export(store, output, format=format_, force=force)
     click.echo(f"Wrote {path}: {path.stat().st_size:,} bytes ({format_})")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from lmfeed.store.format import TokenStore  # imported lazily at run time, as the command does
 
 
 @click.command(name="info")
@@ -43,13 +47,14 @@ def command(store: Path, head: int, as_json: bool) -> None:
         if r["shard"]:
             click.echo(f"shard:      {r['shard']['shard_index']} of {r['shard']['num_shards']}")
         if r["split"]:
-            click.echo(f"split:      {r['split']['part']} (val_fraction {r['split']['val_fraction']}, seed {r['split']['seed']})")
+            click.echo(f"split:      {r['split']['part']} "
+                       f"(val_fraction {r['split']['val_fraction']}, seed {r['split']['seed']})")
         click.echo(f"sources:    {', '.join(s['input'] for s in r['sources'])}")
         click.echo(f"first {len(r['head_ids'])} tokens: {r['head_ids']}")
         click.echo(f"decoded:    {r['head_text']!r}")
 
 
-def _report(store: "TokenStore", head: int) -> dict:  # noqa: F821 - imported lazily
+def _report(store: TokenStore, head: int) -> dict:
     ids = store.tokens[:head].tolist()
     m = store.metadata
     return {"path": str(store.path), "tokens": len(store), "documents": store.num_documents, "dtype": m["dtype"],

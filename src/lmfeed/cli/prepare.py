@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # the click.Choice options below let only these names through
+    from lmfeed.text.backends import Backend
+    from lmfeed.text.sources import DecodeErrors, InputFormat
 
 
 @click.command(name="prepare")
@@ -14,7 +19,8 @@ import click
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The store's directory.")
 @click.option("--tokenizer", default="gpt2", show_default=True, help="Tokenizer name.")
 @click.option("--backend", type=click.Choice(["auto", "tiktoken", "fastokens"]), default="auto", show_default=True,
-              help="What encodes (same ids either way); auto: fastokens when installed and self-checked, else tiktoken.")
+              help="What encodes (same ids either way); "
+                   "auto: fastokens when installed and self-checked, else tiktoken.")
 @click.option("--glob", default="*", show_default=True, help="Files to take from directories (searched recursively).")
 @click.option("--field", default="text", show_default=True, help="The JSON Lines field holding the text.")
 @click.option("--format", "format_", type=click.Choice(["auto", "text", "jsonl"]), default="auto", show_default=True,
@@ -24,18 +30,23 @@ import click
 @click.option("--allow-special", is_flag=True, help="Encode a literal <|endoftext|> in a document as the special id.")
 @click.option("--no-eot", is_flag=True, help="Do not put the end-of-text id between documents.")
 @click.option("--workers", type=int, default=None, help="Encoding processes, one core each [default: all cores].")
-@click.option("--num-shards", type=int, default=1, show_default=True, help="Split the documents into this many shards...")
-@click.option("--shard-index", type=int, default=0, show_default=True, help="...and prepare this one (document k goes to shard k mod N).")
+@click.option("--num-shards", type=int, default=1, show_default=True,
+              help="Split the documents into this many shards...")
+@click.option("--shard-index", type=int, default=0, show_default=True,
+              help="...and prepare this one (document k goes to shard k mod N).")
 @click.option("--val-fraction", type=float, default=0.0, show_default=True,
               help="Put this fraction of documents in a validation store: writes OUTPUT/train and OUTPUT/val.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Decides which documents are validation documents.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Decides which documents are validation documents.")
 @click.option("--force", is_flag=True, help="Replace an existing store.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@click.option("--progress", is_flag=True, help="A progress bar even when stderr is not a terminal (default: only on one).")
+@click.option("--progress", is_flag=True,
+              help="A progress bar even when stderr is not a terminal (default: only on one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: str, glob: str, field: str, format_: str, errors: str,
-            allow_special: bool, no_eot: bool, workers: int | None, num_shards: int, shard_index: int,
-            val_fraction: float, seed: int, force: bool, quiet: bool, progress: bool, as_json: bool) -> None:
+def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: Backend, glob: str, field: str,
+            format_: InputFormat, errors: DecodeErrors, allow_special: bool, no_eot: bool, workers: int | None,
+            num_shards: int, shard_index: int, val_fraction: float, seed: int, force: bool, quiet: bool,
+            progress: bool, as_json: bool) -> None:
     """Tokenize INPUT... (text files, directories, .jsonl, .gz, or - for stdin) into a token store.
 
     A document is a file or a JSON Lines record. Documents are encoded as ordinary text and separated by the
@@ -51,9 +62,9 @@ def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: str,
     from lmfeed.cli import count
     from lmfeed.store.prepare import TrainVal, prepare
 
-    result = prepare(list(inputs), output, tokenizer=tokenizer, backend=backend, glob=glob,  # type: ignore[arg-type]
-                     field=field, format=format_,  # type: ignore[arg-type]
-                     errors=errors, allow_special=allow_special, eot=not no_eot, workers=workers,  # type: ignore[arg-type]
+    result = prepare(list(inputs), output, tokenizer=tokenizer, backend=backend, glob=glob,
+                     field=field, format=format_,
+                     errors=errors, allow_special=allow_special, eot=not no_eot, workers=workers,
                      num_shards=num_shards, shard_index=shard_index, val_fraction=val_fraction, seed=seed,
                      force=force, progress=not quiet and (progress or sys.stderr.isatty()))
     stores = list(result) if isinstance(result, TrainVal) else [result]

@@ -135,7 +135,7 @@ def empty_table(what: str, rows: int, cols: int, *, device: torch.device | str |
         raise ValueError(f"{message}, more than {kind} can allocate now. {fix}") from None
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"

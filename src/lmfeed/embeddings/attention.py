@@ -27,7 +27,7 @@ from lmfeed.embeddings.t5 import RelativePositionBias
 __all__ = ["CausalSelfAttention", "RelativeScheme"]
 
 RelativeScheme = Literal["rope", "alibi", "t5"]
-SCHEMES: tuple[object, ...] = (None, "rope", "alibi", "t5")
+SCHEMES: tuple[RelativeScheme | None, ...] = (None, "rope", "alibi", "t5")
 
 
 class CausalSelfAttention(nn.Module):
@@ -78,7 +78,7 @@ class CausalSelfAttention(nn.Module):
                 "embed_dim / num_heads dimensions. Pick num_heads among the divisors of embed_dim."
             )
         self.head_dim = self.embed_dim // self.num_heads
-        self.positional = as_choice("positional", positional, SCHEMES)  # type: ignore[arg-type]
+        self.positional = as_choice("positional", positional, SCHEMES)
         self.dropout = as_probability("dropout", dropout)
         self.qkv = nn.Linear(self.embed_dim, 3 * self.embed_dim, device=device, dtype=dtype)
         self.out = nn.Linear(self.embed_dim, self.embed_dim, device=device, dtype=dtype)

@@ -90,6 +90,7 @@ def _values(kind: str, embed_dim: int, num_heads: int, length: int) -> list[str]
     if kind == "none":
         return []
     if kind in ("learned", "sinusoidal"):
+        pe: LearnedPositionalEmbedding | SinusoidalPositionalEmbedding
         if kind == "learned":  # a small example table of its own, not any model's
             pe = LearnedPositionalEmbedding(length, embed_dim)
             head = f"  an example: a fresh {length} x {embed_dim} table drawn under torch.manual_seed(123)"
@@ -107,9 +108,10 @@ def _values(kind: str, embed_dim: int, num_heads: int, length: int) -> list[str]
         lines = [f"  e_0 rotated at position {p}: {_fmt(rotated[0, 0, p])}" for p in range(length)]
         scores = (rotated[0, 0] @ rotated[0, 0].T)[0]
         return lines + [f"  score(e_0 at 0, e_0 at n) for n = 0..{length - 1}: {_fmt(scores)}"]
+    bias_module: ALiBiBias | RelativePositionBias
     bias_module = ALiBiBias(num_heads) if kind == "alibi" else RelativePositionBias(num_heads, bidirectional=False)
     lines = []
-    if kind == "alibi":
+    if isinstance(bias_module, ALiBiBias):  # kind == "alibi"
         lines.append(f"  slopes ({num_heads} heads): " + ", ".join(f"{s:g}" for s in bias_module.slopes.tolist()))
     else:
         buckets = bias_module.bucket(-positions)  # keys 0, 1, 2 ... tokens before the query

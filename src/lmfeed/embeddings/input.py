@@ -25,7 +25,7 @@ from lmfeed.embeddings.token import Init, TokenEmbedding
 __all__ = ["InputEmbedding", "Positional"]
 
 Positional = Literal["learned", "sinusoidal", "none"]
-POSITIONALS: tuple[str, ...] = ("learned", "sinusoidal", "none")
+POSITIONALS: tuple[Positional, ...] = ("learned", "sinusoidal", "none")
 
 
 class InputEmbedding(nn.Module):

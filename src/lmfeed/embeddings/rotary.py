@@ -29,7 +29,7 @@ from lmfeed.embeddings._checks import as_base, as_id_tensor
 __all__ = ["RotaryEmbedding", "Convention", "half_to_interleaved", "interleaved_to_half"]
 
 Convention = Literal["half", "interleaved"]
-CONVENTIONS: tuple[str, ...] = ("half", "interleaved")
+CONVENTIONS: tuple[Convention, ...] = ("half", "interleaved")
 
 
 class RotaryEmbedding(nn.Module):

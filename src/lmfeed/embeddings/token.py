@@ -24,7 +24,7 @@ from lmfeed.embeddings._checks import as_id_tensor, empty_table
 __all__ = ["Init", "TokenEmbedding", "init_table"]
 
 Init = Literal["torch", "gpt2"]
-INITS: tuple[str, ...] = ("torch", "gpt2")
+INITS: tuple[Init, ...] = ("torch", "gpt2")
 
 # GPT-2 initialises its embedding tables N(0, 0.02^2) (nanoGPT's _init_weights does the same).
 GPT2_STD = 0.02

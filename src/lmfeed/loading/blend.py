@@ -32,7 +32,7 @@ def normalized_weights(weights: Sequence[float], names: Sequence[str]) -> np.nda
         TypeError, ValueError: a weight that is not a positive number (the message names its source).
     """
     values = []
-    for name, w in zip(names, weights):
+    for name, w in zip(names, weights, strict=True):
         if isinstance(w, bool) or not isinstance(w, (int, float)):
             raise TypeError(f"The weight of {name} must be a number, but got {w!r}. Use e.g. {{{name!r}: 0.5}}.")
         if not np.isfinite(w) or w <= 0:
@@ -54,6 +54,7 @@ class MixtureOrder:
         self.shuffle = shuffle
 
     def for_epoch(self, epoch_seed: int | None) -> Callable[[np.ndarray], np.ndarray]:
+        assert epoch_seed is not None  # needs_seed: WindowBatchSampler.resolve_epoch_seed always gives one
         cursor = _Cursor(self, int(epoch_seed))
         return cursor.items
 
@@ -97,8 +98,8 @@ class _Cursor:
         key = (source, cycle)
         perm = self.perms.get(key)
         if perm is None:
-            perm = shuffled_order(n, epoch_seed_for(self.epoch_seed & (2**62 - 1), source * 1_000_003 + cycle))
-            perm = perm.numpy()
+            order = shuffled_order(n, epoch_seed_for(self.epoch_seed & (2**62 - 1), source * 1_000_003 + cycle))
+            perm = order.numpy()
             if len(self.perms) > 2 * len(self.order.sizes):
                 self.perms.clear()
             self.perms[key] = perm
@@ -139,6 +140,7 @@ class MixtureDataset(Dataset):
             index = torch.from_numpy(np.flatnonzero(mask))
             inputs[index], targets[index] = batch.inputs, batch.targets
             if positions is not None:
+                assert batch.position_ids is not None  # every source is built with the same return_positions
                 positions[index] = batch.position_ids
         return WindowBatch(inputs, targets, positions)
 

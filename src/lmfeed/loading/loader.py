@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import torch
@@ -39,6 +39,14 @@ def collate_windows(data: Any) -> Any:
     if isinstance(data, WindowBatch):
         return list(data.tensors())  # a list, as default_collate returns for (input, target) pairs
     return default_collate(data)
+
+
+class _BatchedDataset(Protocol):
+    """What every dataset ``create_dataloader`` builds offers: a whole batch from one call, and its length."""
+
+    def __len__(self) -> int: ...
+
+    def __getitems__(self, items: np.ndarray) -> WindowBatch: ...
 
 
 class _OffsetDataset(Dataset):
@@ -81,7 +89,9 @@ class WindowLoader(DataLoader):
                  persistent_workers: bool = False) -> None:
         super().__init__(
             dataset,
-            batch_sampler=batch_sampler,
+            # torch's stubs type batch_sampler as Sampler[list]; a batch of indices may be any sequence (here a numpy
+            # array, which DataLoader hands to the dataset's __getitems__ as it is)
+            batch_sampler=batch_sampler,  # type: ignore[arg-type]
             num_workers=num_workers,
             collate_fn=collate_windows,
             pin_memory=pin_memory,
@@ -91,6 +101,11 @@ class WindowLoader(DataLoader):
         self._position = 0  # global positions consumed in this epoch by delivered batches
         self._epoch_seed: int | None = None
         self._resume = False
+
+    @property
+    def _window_sampler(self) -> WindowBatchSampler:
+        """``batch_sampler`` as ``__init__`` took it (DataLoader's attribute is typed for any batch sampler)."""
+        return cast(WindowBatchSampler, self.batch_sampler)
 
     # -- epochs -----------------------------------------------------------------------------------------------
     @property
@@ -105,7 +120,7 @@ class WindowLoader(DataLoader):
     # -- resume -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Where the loader is: ``{"epoch", "position", "epoch_seed", ...}``; a few integers, no index lists."""
-        sampler: WindowBatchSampler = self.batch_sampler
+        sampler = self._window_sampler
         return {
             "version": _STATE_VERSION,
             "epoch": self._epoch,
@@ -123,7 +138,7 @@ class WindowLoader(DataLoader):
         Raises:
             ValueError: the state is from another kind of loader, another data set (number of windows) or seed.
         """
-        sampler: WindowBatchSampler = self.batch_sampler
+        sampler = self._window_sampler
         if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
             raise ValueError(
                 f"Not a lmfeed loader state (expected a dict with version={_STATE_VERSION}). "
@@ -145,8 +160,10 @@ class WindowLoader(DataLoader):
         self._resume = True
 
     # -- iteration --------------------------------------------------------------------------------------------
+    # DataLoader.__iter__ is declared to return its internal _BaseDataLoaderIter; a pass here is a plain iterator
+    # that counts the batches it delivers (it wraps that one when there are workers)
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        sampler: WindowBatchSampler = self.batch_sampler
+        sampler = self._window_sampler
         if not self._resume:
             self._position, self._epoch_seed = 0, None
         self._resume = False
@@ -159,13 +176,14 @@ class WindowLoader(DataLoader):
             # DataLoader draws a base seed for its workers from the global RNG when a pass starts; draw it too, so
             # that the global RNG (and so an unseeded shuffle) advances exactly as the seed's DataLoader does.
             torch.empty((), dtype=torch.int64).random_(generator=self.generator)
-            batches: Iterator[Any] = (collate_windows(self.dataset.__getitems__(ix)) for ix in sampler)
+            dataset = cast(_BatchedDataset, self.dataset)  # the windows, offsets or mixture create_dataloader built
+            batches: Iterator[Any] = (collate_windows(dataset.__getitems__(ix)) for ix in sampler)
         else:
             batches = super().__iter__()
         return self._counted(batches, total)
 
     def _counted(self, batches: Iterator[Any], total: int) -> Iterator[Any]:
-        sampler: WindowBatchSampler = self.batch_sampler
+        sampler = self._window_sampler
         step = sampler.batch_size * sampler.world_size
         start = self._position
         for k, batch in enumerate(batches, start=1):
@@ -290,7 +308,8 @@ def create_dataloader(
                 raise ValueError("respect_documents=True needs documents separated by end-of-text; this store has "
                                  "none (it was prepared with --no-eot).")
             if sampling == "random":
-                document_offsets = DocumentOffsets(ids, max_length, eot_id=info["eot_id"], doc_starts=info["doc_starts"])
+                document_offsets = DocumentOffsets(ids, max_length, eot_id=info["eot_id"],
+                                                   doc_starts=info["doc_starts"])
                 dropped = document_offsets.dropped_tokens
             else:
                 starts, dropped = document_window_starts(ids, max_length, stride, eot_id=info["eot_id"],
@@ -313,15 +332,17 @@ def create_dataloader(
         from lmfeed.loading.blend import MixtureDataset, MixtureOrder, normalized_weights
 
         if not source:
-            raise ValueError("The mapping of sources to weights is empty. Pass e.g. {Path('web'): 0.7, Path('code'): 0.3}.")
+            raise ValueError("The mapping of sources to weights is empty. "
+                             "Pass e.g. {Path('web'): 0.7, Path('code'): 0.3}.")
         if sampling != "windows":
             raise ValueError("sampling='random' is for one source; a mapping of sources already draws at random.")
         names = [str(k) for k in source]
         weights = normalized_weights(list(source.values()), names)
         parts = [windows_of(Path(k) if isinstance(k, str) else k) for k in source]
-        dataset: Dataset = MixtureDataset(parts, names)
+        mixture = MixtureDataset(parts, names)
+        dataset: Dataset = mixture
         if num_samples is None:
-            num_samples = len(dataset)  # an epoch draws as many windows as all sources hold together
+            num_samples = len(mixture)  # an epoch draws as many windows as all sources hold together
         num_samples = as_int("num_samples", num_samples, minimum=1)
         order = MixtureOrder([len(p) for p in parts], weights, num_samples, shuffle=bool(shuffle))
         windows = parts[0]
@@ -329,7 +350,8 @@ def create_dataloader(
         windows = windows_of(source)
         if sampling == "random":
             if num_samples is None:
-                raise ValueError("sampling='random' needs num_samples, the windows per epoch (e.g. num_samples=10_000).")
+                raise ValueError("sampling='random' needs num_samples, "
+                                 "the windows per epoch (e.g. num_samples=10_000).")
             num_samples = as_int("num_samples", num_samples, minimum=1)
             dataset = _OffsetDataset(windows, num_samples, document_offsets)
             if document_offsets is not None and len(document_offsets) == 0:
@@ -387,7 +409,8 @@ def create_train_val_loaders(
         keeps the last short batch (``shuffle=False, drop_last=False``), so every evaluation sees the same batches.
 
     Example:
-        >>> train, val = create_train_val_loaders("corpus.split", batch_size=8, max_length=256, seed=0)  # doctest: +SKIP
+        >>> train, val = create_train_val_loaders(  # doctest: +SKIP
+        ...     "corpus.split", batch_size=8, max_length=256, seed=0)
     """
     from lmfeed.store.format import is_split_dir
 

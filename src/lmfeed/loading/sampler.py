@@ -24,8 +24,8 @@ so no rank waits forever in a collective.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Callable, Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -66,6 +66,7 @@ class WindowOrder:
         n = self.num_items
         if not self.needs_seed:
             return lambda positions: positions % n
+        assert epoch_seed is not None  # WindowBatchSampler.resolve_epoch_seed gives one whenever needs_seed
         order = shuffled_order(n, epoch_seed).numpy()
         return lambda positions: order[positions % n]
 
@@ -81,6 +82,7 @@ class RandomOffsets:
         self.high = high
 
     def for_epoch(self, epoch_seed: int | None) -> Callable[[np.ndarray], np.ndarray]:
+        assert epoch_seed is not None  # needs_seed: WindowBatchSampler.resolve_epoch_seed always gives one
         cache: dict[int, np.ndarray] = {}
 
         def offsets(positions: np.ndarray) -> np.ndarray:

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from lmfeed.loading.windows import as_token_array
 from lmfeed.text.backends import Backend, batch_encoder
 from lmfeed.text.tokenizer import resolve_tokenizer
-from lmfeed.loading.windows import as_token_array
 
 __all__ = ["load_token_ids"]
 
@@ -31,8 +31,8 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
     ``source``: raw text (``str``), a text file path, a token store or its directory, or integer ids.
     Raw text and text files are one text encoded with ``allowed_special={"<|endoftext|>"}``, as the seed does.
     For ids, the tokenizer is built only when ``need_eot`` asks for its end-of-text id. ``backend`` encodes text
-    (``lmfeed.text.backends``; the ids are tiktoken's either way): ``"auto"`` (default) takes fastokens only for texts of
-    4 Mi characters or more, where its load time pays off.
+    (``lmfeed.text.backends``; the ids are tiktoken's either way): ``"auto"`` (default) takes fastokens only for texts
+    of 4 Mi characters or more, where its load time pays off.
     """
     from lmfeed.store.format import TokenStore
 

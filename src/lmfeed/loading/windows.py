@@ -160,6 +160,9 @@ class SlidingWindowDataset(Dataset):
         (2, [1807, 3619, 402, 271], [3619, 402, 271, 10899])
     """
 
+    # Set by create_dataloader(respect_documents=True) only: tokens in documents too short for one window.
+    dropped_tokens: int
+
     def __init__(
         self,
         token_ids: Any,
@@ -227,7 +230,10 @@ class SlidingWindowDataset(Dataset):
         chunk = self._all_windows[starts]  # (B, L + 1): the only copy, in the stored dtype
         inputs = torch.from_numpy(chunk[:, :-1].astype(np.int64))
         targets = torch.from_numpy(chunk[:, 1:].astype(np.int64))
-        positions = restart_positions(inputs, self.eot_id) if self.return_positions else None
+        positions = None
+        if self.return_positions:
+            assert self.eot_id is not None  # __init__ refuses return_positions without eot_id
+            positions = restart_positions(inputs, self.eot_id)
         if self._reopen is not None:
             self._gathered_bytes += chunk.nbytes
             if self._gathered_bytes > _REOPEN_AFTER_BYTES:

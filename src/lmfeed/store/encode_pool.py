@@ -14,25 +14,30 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tiktoken
 
 from lmfeed.text.sources import RawRecord
 
+if TYPE_CHECKING:
+    from lmfeed.text.backends import Backend
+
 __all__ = ["Task", "encoder", "sigterm_as_interrupt"]
 
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype: str, backend: str, parent: int | None) -> None:
+def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype: str, backend: Backend,
+                 parent: int | None) -> None:
     from lmfeed.text.backends import batch_encoder
     from lmfeed.text.tokenizer import resolve_tokenizer
 
     enc = resolve_tokenizer(tokenizer)
     # after a fork the parent's loaded (and self-checked) fastokens is inherited: no second load
-    _worker.update(encode=batch_encoder(backend, enc, allow_special=allow_special), dtype=np.dtype(dtype))  # type: ignore[arg-type]
+    _worker.update(encode=batch_encoder(backend, enc, allow_special=allow_special), dtype=np.dtype(dtype))
     if parent is not None:  # a pool process: the parent handles Ctrl-C, and a killed parent must not leave us behind
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         # the parent's SIGTERM-as-interrupt handler was inherited: the pool's terminate() must end us quietly
@@ -47,7 +52,7 @@ def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype:
         threading.Thread(target=watch, daemon=True).start()
 
 
-Task = list[tuple[int, str, bool, bool]]  # (part, text, starts_document, separator_before)
+Task = list[tuple[int, str | RawRecord, bool, bool]]  # (part, text, starts_document, separator_before)
 
 
 def _encode_task(task: Task) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -65,17 +70,20 @@ def _encode_task(task: Task) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     for i, (part, _, starts, separator) in enumerate(task):
         arrays, doc_starts, n = out.get(part, ([], [], 0))
         if separator:
+            assert eot is not None  # encoder() sets it in every process that runs tasks
             arrays.append(eot)
             n += 1
         if starts:
             doc_starts.append(n)
         arrays.append(ids[bounds[i] : bounds[i + 1]])
         out[part] = (arrays, doc_starts, n + bounds[i + 1] - bounds[i])
-    return {part: (np.concatenate(a) if a else np.zeros(0, dtype), np.array(s, dtype=np.int64)) for part, (a, s, _) in out.items()}
+    return {part: (np.concatenate(a) if a else np.zeros(0, dtype), np.array(s, dtype=np.int64))
+            for part, (a, s, _) in out.items()}
 
 
 @contextlib.contextmanager
-def encoder(workers: int, init_args: tuple[Any, ...], eot: np.ndarray) -> Iterator[Callable[[Iterable[Task]], Iterator[Any]]]:
+def encoder(workers: int, init_args: tuple[str | tiktoken.Encoding, bool, str, Backend],
+            eot: np.ndarray) -> Iterator[Callable[[Iterable[Task]], Iterator[Any]]]:
     """Yield ``run(tasks) -> results`` in task order: inline for 1 worker, else a process pool, bounded in flight."""
     if workers == 1:
         _init_worker(*init_args, None)
@@ -86,6 +94,7 @@ def encoder(workers: int, init_args: tuple[Any, ...], eot: np.ndarray) -> Iterat
 
     def run(tasks: Iterable[Task]) -> Iterator[Any]:
         inflight: collections.deque = collections.deque()
+        assert pool is not None  # run is handed out only once the pool exists
         for task in tasks:
             inflight.append(pool.apply_async(_encode_task, (task,)))
             if len(inflight) > 2 * workers:
@@ -112,7 +121,8 @@ def encoder(workers: int, init_args: tuple[Any, ...], eot: np.ndarray) -> Iterat
     pool.join()
 
 
-def _init_worker_eot(tokenizer: Any, allow_special: bool, dtype: str, backend: str, parent: int, eot: np.ndarray) -> None:
+def _init_worker_eot(tokenizer: Any, allow_special: bool, dtype: str, backend: Backend, parent: int,
+                     eot: np.ndarray) -> None:
     _init_worker(tokenizer, allow_special, dtype, backend, parent)
     _worker["eot"] = eot
 

@@ -48,19 +48,21 @@ def export(store: TokenStore | str | os.PathLike[str], out: str | os.PathLike[st
         >>> np.memmap("train.bin", dtype=np.uint16, mode="r")[:2]  # doctest: +SKIP
         memmap([15496,   995], dtype=uint16)
     """
-    format = as_choice("format", format, ("nanogpt", "llmc"))  # type: ignore[assignment]
+    format = as_choice("format", format, ("nanogpt", "llmc"))
     store = store if isinstance(store, TokenStore) else TokenStore.open(store)
     if store.tokens.dtype != np.uint16:
         raise ValueError(f"{format} files hold uint16 ids, but {str(store.path)!r} holds {store.tokens.dtype} "
                          f"(its vocabulary has {store.metadata['tokenizer'].get('n_vocab', '?')} ids). Use the store's "
                          "tokens.npy directly.")
     if format == "llmc" and len(store) >= 2**31:
-        raise ValueError(f"llm.c's header counts tokens in an int32, but the store has {len(store):,}. Export shards of it.")
+        raise ValueError(f"llm.c's header counts tokens in an int32, but the store has {len(store):,}. "
+                         "Export shards of it.")
     path = Path(out)
     if (path.exists() or path.is_symlink()) and not force:
         raise FileExistsError(f"{str(path)!r} already exists. Pass --force (force=True) to replace it.")
     if path.is_dir():
-        raise IsADirectoryError(f"{str(path)!r} is a directory; name the .bin file to write, e.g. {str(path / 'train.bin')!r}.")
+        raise IsADirectoryError(f"{str(path)!r} is a directory; name the .bin file to write, "
+                                f"e.g. {str(path / 'train.bin')!r}.")
     check_parent(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

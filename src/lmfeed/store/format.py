@@ -79,7 +79,8 @@ def read_npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...], bool, int]:
     except (ValueError, OSError) as exc:
         if isinstance(exc, StoreError):
             raise
-        raise StoreError(f"{path} is not a readable .npy file ({exc}). The store is damaged; prepare it again.") from None
+        raise StoreError(f"{path} is not a readable .npy file ({exc}). "
+                         "The store is damaged; prepare it again.") from None
 
 
 def _open_array(path: Path, dtype: str, length: int) -> np.ndarray:
@@ -148,7 +149,8 @@ class TokenStore:
         Args:
             path: the store's directory.
             tokenizer: the ``tiktoken.Encoding`` to decode with, for a store written with a tokenizer that
-                ``lmfeed.text.tokenizer.get_tokenizer`` does not know; its vocabulary fingerprint must match the store's.
+                ``lmfeed.text.tokenizer.get_tokenizer`` does not know; its vocabulary fingerprint must match the
+                store's.
 
         Returns:
             The store.
@@ -162,23 +164,29 @@ class TokenStore:
         if not p.exists():
             raise FileNotFoundError(f"No such store: {str(p)!r}. Create it with `lmfeed prepare INPUT -o {p}`.")
         if not p.is_dir():
-            raise StoreError(f"{str(p)!r} is a file, not a token store (a store is a directory made by `lmfeed prepare`).")
+            raise StoreError(f"{str(p)!r} is a file, not a token store "
+                             "(a store is a directory made by `lmfeed prepare`).")
         meta_path = p / METADATA
         if not meta_path.is_file():
             if is_split_dir(p):
-                raise StoreError(f"{str(p)!r} holds a train/validation split: open {str(p / 'train')!r} or {str(p / 'val')!r}.")
+                raise StoreError(f"{str(p)!r} holds a train/validation split: "
+                                 f"open {str(p / 'train')!r} or {str(p / 'val')!r}.")
             if (p / TOKENS).exists() or ".tmp-" in p.name:
-                raise StoreError(f"{str(p)!r} is an incomplete store (an interrupted `lmfeed prepare`?): it has no {METADATA}. Prepare it again.")
-            raise StoreError(f"{str(p)!r} is not a token store: it has no {METADATA}. Create one with `lmfeed prepare`.")
+                raise StoreError(f"{str(p)!r} is an incomplete store (an interrupted `lmfeed prepare`?): "
+                                 f"it has no {METADATA}. Prepare it again.")
+            raise StoreError(f"{str(p)!r} is not a token store: it has no {METADATA}. "
+                             "Create one with `lmfeed prepare`.")
         try:
             metadata = json.loads(meta_path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{meta_path} is not valid JSON ({exc}). The store is damaged; prepare it again.") from None
+            raise StoreError(f"{meta_path} is not valid JSON ({exc}). "
+                             "The store is damaged; prepare it again.") from None
         _check_metadata(meta_path, metadata)
         tokens = _open_array(p / TOKENS, metadata["dtype"], metadata["num_tokens"])
         doc_starts = _open_array(p / DOC_STARTS, "int64", metadata["num_documents"])
         if len(doc_starts) and (doc_starts[0] != 0 or not 0 <= doc_starts[-1] <= len(tokens)):
-            raise StoreError(f"{p / DOC_STARTS} does not index {p / TOKENS} (first {doc_starts[0]}, last {doc_starts[-1]}, "
+            raise StoreError(f"{p / DOC_STARTS} does not index {p / TOKENS} "
+                             f"(first {doc_starts[0]}, last {doc_starts[-1]}, "
                              f"{len(tokens):,} tokens). The store is damaged; prepare it again.")
         store = cls(p, metadata, tokens, doc_starts)
         if tokenizer is not None:
@@ -242,8 +250,9 @@ class TokenStore:
                     f"{str(self.path)!r} was written with tokenizer {name!r}, which lmfeed does not know. "
                     "Pass it explicitly: TokenStore.open(path, tokenizer=enc)."
                 ) from None
-            self._set_tokenizer(enc)
-        return self._tokenizer  # type: ignore[return-value]
+            self._set_tokenizer(enc)  # checks enc, then keeps it
+            return enc
+        return self._tokenizer
 
     def _set_tokenizer(self, enc: tiktoken.Encoding) -> None:
         from lmfeed.text.tokenizer import vocabulary_fingerprint
@@ -283,7 +292,8 @@ def _check_metadata(where: Path, m: Any) -> None:
     version = m.get("version")
     if version != FORMAT_VERSION:
         if isinstance(version, int) and version > FORMAT_VERSION:
-            raise StoreError(f"{where} is store format version {version}; this lmfeed reads version {FORMAT_VERSION}. Upgrade lmfeed.")
+            raise StoreError(f"{where} is store format version {version}; "
+                             f"this lmfeed reads version {FORMAT_VERSION}. Upgrade lmfeed.")
         raise StoreError(f"{where} has format version {version!r}; this lmfeed reads version {FORMAT_VERSION}.")
     problems = []
     if m.get("dtype") not in _DTYPES:

@@ -10,13 +10,14 @@ in the order given. Memory stays flat: ids are copied a block at a time.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from lmfeed.store.prepare import TrainVal, val_mask
 from lmfeed.store.format import StoreError, TokenStore, is_split_dir
+from lmfeed.store.prepare import TrainVal, val_mask
 from lmfeed.store.writer import StoreWriter, staging_dir, write_split_marker
 
 __all__ = ["merge"]
@@ -59,8 +60,9 @@ def merge(inputs: Sequence[str | os.PathLike[str] | TokenStore], out: str | os.P
     out_path = Path(out)
     with staging_dir(out_path, force=force) as tmp:
         if all(splits):
+            dirs = [Path(i) for i in inputs if not isinstance(i, TokenStore)]  # every one, as all are splits
             for part in ("train", "val"):
-                _merge_into(tmp / part, [TokenStore.open(Path(i) / part) for i in inputs])  # type: ignore[arg-type]
+                _merge_into(tmp / part, [TokenStore.open(d / part) for d in dirs])
             write_split_marker(tmp, ["train", "val"])
         else:
             stores = [i if isinstance(i, TokenStore) else TokenStore.open(i) for i in inputs]
@@ -100,9 +102,11 @@ def _merge_shards(writer: StoreWriter, stores: list[TokenStore]) -> dict[str, An
         for key in _SAME_RUN:
             if s.metadata.get(key) != stores[0].metadata.get(key) or shard["num_shards"] != n:
                 raise ValueError(f"{s.path} is not a shard of the same run as {stores[0].path} (they differ in "
-                                 f"{key if shard['num_shards'] == n else 'num_shards'}). Merge the shards of one prepare run.")
+                                 f"{key if shard['num_shards'] == n else 'num_shards'}). "
+                                 "Merge the shards of one prepare run.")
         if shard["shard_index"] in by_index:
-            raise ValueError(f"Shard {shard['shard_index']} of {n} is given twice: {by_index[shard['shard_index']].path} and {s.path}.")
+            raise ValueError(f"Shard {shard['shard_index']} of {n} is given twice: "
+                             f"{by_index[shard['shard_index']].path} and {s.path}.")
         by_index[shard["shard_index"]] = s
     missing = sorted(set(range(n)) - set(by_index))
     if missing:
@@ -118,17 +122,17 @@ def _merge_shards(writer: StoreWriter, stores: list[TokenStore]) -> dict[str, An
             ks = ks[val_mask(ks, val_fraction=split["val_fraction"], seed=split["seed"]) == (split["part"] == "val")]
         owners = ks % n
         pieces: list[np.ndarray] = []
-        for s in owners.tolist():
-            if taken[s] >= shards[s].num_documents:
-                raise StoreError(f"{shards[s].path} has fewer documents ({shards[s].num_documents:,}) than its run's "
-                                 f"{total:,} documents give shard {s}; the shard is damaged. Prepare it again.")
-            pieces.append(shards[s].document(int(taken[s])))
-            taken[s] += 1
+        for i in owners.tolist():
+            if taken[i] >= shards[i].num_documents:
+                raise StoreError(f"{shards[i].path} has fewer documents ({shards[i].num_documents:,}) than its run's "
+                                 f"{total:,} documents give shard {i}; the shard is damaged. Prepare it again.")
+            pieces.append(shards[i].document(int(taken[i])))
+            taken[i] += 1
         _write_documents(writer, pieces)
-    for s, store in enumerate(shards):
-        if taken[s] != store.num_documents:
-            raise StoreError(f"{store.path} has {store.num_documents:,} documents, but its run gives shard {s} "
-                             f"{int(taken[s]):,}; the shard is damaged. Prepare it again.")
+    for i, store in enumerate(shards):
+        if taken[i] != store.num_documents:
+            raise StoreError(f"{store.path} has {store.num_documents:,} documents, but its run gives shard {i} "
+                             f"{int(taken[i]):,}; the shard is damaged. Prepare it again.")
     return {k: v for k, v in meta.items() if k not in ("num_tokens", "num_documents")} | {"shard": None}
 
 

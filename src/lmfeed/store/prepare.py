@@ -4,7 +4,8 @@ The pipeline, one process reading and writing and ``workers`` processes encoding
 
 ```
 files --> documents (blocks of text) --> pieces (split at safe points) --> tasks (~1 MB) --> workers encode
-                                                                                  |  in order, at most 2*workers+1 in flight
+                                                                                  |  in order,
+                                                                                  |  at most 2*workers+1 in flight
                                            tokens.npy + doc_starts.npy  <--  main writes ids as they come back
 ```
 
@@ -21,18 +22,27 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import tiktoken
 
 from lmfeed._validate import as_choice, as_int, as_probability
-from lmfeed.text.backends import Backend, preload, select_backend
 from lmfeed.store.encode_pool import Task, encoder, sigterm_as_interrupt
-from lmfeed.text.sources import DecodeErrors, InputFile, InputFormat, RawRecord, ReadStats, expand_inputs, iter_document_blocks
 from lmfeed.store.format import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore
 from lmfeed.store.writer import StoreWriter, check_output, staging_dir, write_split_marker
+from lmfeed.text.backends import Backend, preload, select_backend
+from lmfeed.text.sources import (
+    DecodeErrors,
+    InputFile,
+    InputFormat,
+    RawRecord,
+    ReadStats,
+    expand_inputs,
+    iter_document_blocks,
+)
 
 __all__ = ["prepare", "TrainVal", "safe_split", "val_mask"]
 
@@ -92,11 +102,13 @@ def safe_split(text: str, start: int = 0) -> int:
     return -1
 
 
-def _pieces(blocks: Iterable[tuple[int, str | RawRecord]], splittable: bool, piece_chars: int) -> Iterator[tuple[int, str | RawRecord, bool]]:
+def _pieces(blocks: Iterable[tuple[int, str | RawRecord]], splittable: bool,
+            piece_chars: int) -> Iterator[tuple[int, str | RawRecord, bool]]:
     """Turn ``(document, block)`` pairs into ``(document, piece, starts_document)``, pieces cut at safe points.
 
     A ``RawRecord`` (a short JSON Lines record, decoded later in a worker) is always a whole document.
     """
+    pending: str | RawRecord
     current, pending, first, scanned = -1, "", True, 0
     for doc, block in blocks:
         if doc != current:
@@ -104,6 +116,7 @@ def _pieces(blocks: Iterable[tuple[int, str | RawRecord]], splittable: bool, pie
                 yield current, pending, first
             current, pending, first, scanned = doc, block, True, 0
         else:
+            assert isinstance(pending, str) and isinstance(block, str)  # a RawRecord is a whole document
             pending += block
         while splittable and isinstance(pending, str) and len(pending) >= piece_chars:
             cut = safe_split(pending, scanned)
@@ -150,7 +163,8 @@ class _Parts:
         block = index >> 12
         if block != self._block:
             self._block = block
-            self._mask = val_mask(np.arange(block << 12, (block + 1) << 12), val_fraction=self.val_fraction, seed=self.seed)
+            self._mask = val_mask(np.arange(block << 12, (block + 1) << 12), val_fraction=self.val_fraction,
+                                  seed=self.seed)
         return int(self._mask[index & 4095])
 
 
@@ -221,8 +235,9 @@ def prepare(
 
     Raises:
         FileNotFoundError: an input is missing. FileExistsError: ``out`` exists (pass ``force``).
-        ValueError: bad options (``backend="fastokens"`` when it cannot be used), undecodable input, a bad JSON Lines record, or an empty corpus (with the file,
-            line or byte offset). PermissionError: ``out`` cannot be written.
+        ValueError: bad options (``backend="fastokens"`` when it cannot be used), undecodable input, a bad JSON Lines
+            record, or an empty corpus (with the file, line or byte offset). PermissionError: ``out`` cannot be
+            written.
 
     Example:
         >>> store = prepare(["story.txt"], "story.store", workers=1)  # doctest: +SKIP
@@ -234,8 +249,8 @@ def prepare(
     if backend != "tiktoken" and tokenizer == "gpt2":
         preload()  # fastokens loads on a thread while tiktoken's encoding is built here
     enc = resolve_tokenizer(tokenizer)
-    format = as_choice("format", format, ("auto", "text", "jsonl"))  # type: ignore[assignment]
-    errors = as_choice("errors", errors, ("strict", "replace", "skip"))  # type: ignore[assignment]
+    format = as_choice("format", format, ("auto", "text", "jsonl"))
+    errors = as_choice("errors", errors, ("strict", "replace", "skip"))
     cores = _default_workers()
     workers = cores if workers is None else as_int(
         "workers", workers, maximum=max(64, 8 * cores),
@@ -250,7 +265,8 @@ def prepare(
     eot_id: int | None = None
     if eot:
         if ENDOFTEXT not in enc.special_tokens_set:
-            raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token to separate documents. Pass eot=False (--no-eot).")
+            raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token to separate documents. "
+                             "Pass eot=False (--no-eot).")
         eot_id = enc.encode_single_token(ENDOFTEXT)
     elif allow_special and ENDOFTEXT not in enc.special_tokens_set:
         raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token; allow_special has nothing to allow.")
@@ -276,7 +292,8 @@ def prepare(
         task: Task = []
         size = 0
         # short JSON Lines records travel undecoded: the workers parse them, sparing this process the JSON
-        blocks = iter_document_blocks(files, field=field, errors=errors, select=select, stats=stats, raw_below=_PIECE_CHARS)
+        blocks = iter_document_blocks(files, field=field, errors=errors, select=select, stats=stats,
+                                      raw_below=_PIECE_CHARS)
         for doc, text, starts in _pieces(blocks, splittable, _PIECE_CHARS):
             part = parts(doc)
             separator = starts and started[part] and eot_id is not None
@@ -291,7 +308,8 @@ def prepare(
 
     eot_array = np.array([0 if eot_id is None else eot_id], dtype=dtype)
     init = (enc.name if registered else enc, allow_special, dtype, chosen)
-    total = None if any(f.size is None for f in files) else sum(f.size for f in files)  # type: ignore[misc]
+    sizes = [f.size for f in files if f.size is not None]
+    total = sum(sizes) if len(sizes) == len(files) else None  # None: some input (stdin) has no size
     bar = _progress_bar(total, progress)
     out_path = Path(out)
     try:
@@ -306,7 +324,8 @@ def prepare(
                         if bar is not None:
                             tokens = sum(w.num_tokens for w in writers)
                             bar.update(stats.bytes_read - bar.n)
-                            bar.set_postfix_str(f"{tokens / max(time.perf_counter() - started_at, 1e-9) / 1e6:.2f}M tok/s, {tokens:,} tokens", refresh=False)
+                            rate = tokens / max(time.perf_counter() - started_at, 1e-9)
+                            bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s, {tokens:,} tokens", refresh=False)
             except BaseException:
                 for w in writers:
                     w.close()
@@ -317,12 +336,13 @@ def prepare(
                 "version": FORMAT_VERSION,
                 "tokenizer": {"name": enc.name, "fingerprint": fingerprint, "n_vocab": enc.n_vocab},
                 "files": {"tokens": TOKENS, "doc_starts": DOC_STARTS},
-                "options": {"allow_special": bool(allow_special), "errors": errors, "field": field, "format": format, "glob": glob},
+                "options": {"allow_special": bool(allow_special), "errors": errors, "field": field, "format": format,
+                            "glob": glob},
                 "sources": _sources(files),
                 "corpus_documents": stats.documents,
                 "shard": None if num_shards == 1 else {"num_shards": num_shards, "shard_index": shard_index},
             }
-            for name, w in zip(names, writers):
+            for name, w in zip(names, writers, strict=True):
                 split = {"part": name, "val_fraction": val_fraction, "seed": seed} if name else None
                 w.finish({**metadata, "split": split})
             if val_fraction:
@@ -331,7 +351,8 @@ def prepare(
         if bar is not None:
             bar.close()
     if val_fraction:
-        return TrainVal(TokenStore.open(out_path / "train", tokenizer=enc), TokenStore.open(out_path / "val", tokenizer=enc))
+        return TrainVal(TokenStore.open(out_path / "train", tokenizer=enc),
+                        TokenStore.open(out_path / "val", tokenizer=enc))
     return TokenStore.open(out_path, tokenizer=enc)
 
 
@@ -339,19 +360,21 @@ def _check_not_empty(documents: int, writers: list[StoreWriter], names: list[str
                      val_fraction: float, files: list[InputFile]) -> None:
     named = f"{', '.join(f.name for f in files[:5])}{' ...' if len(files) > 5 else ''}"
     if documents == 0:
-        raise ValueError(f"The corpus is empty: no documents in {named}. Check the inputs (blank JSON Lines are skipped).")
+        raise ValueError(f"The corpus is empty: no documents in {named}. "
+                         "Check the inputs (blank JSON Lines are skipped).")
     if num_shards == 1 and sum(w.num_tokens for w in writers) == 0:
         raise ValueError(f"The corpus is empty: {documents:,} document{'s' if documents != 1 else ''} in {named}, "
                          "but no text in them. Check the inputs.")
     if num_shards == 1 and val_fraction:
-        for name, w in zip(names, writers):
+        for name, w in zip(names, writers, strict=True):
             if w.num_documents == 0:
                 raise ValueError(f"val_fraction={val_fraction} left the {name} store without documents "
                                  f"(the corpus has {documents:,}). Change val_fraction or seed, or add documents.")
 
 
 def _sources(files: list[InputFile]) -> list[dict[str, Any]]:
-    """Per input as given: how many files it named and their bytes on disk (deterministic: no times, no paths made absolute)."""
+    """Per input as given: how many files it named and their bytes on disk (deterministic: no times, no paths made
+    absolute)."""
     sources: dict[str, dict[str, Any]] = {}
     for f in files:
         s = sources.setdefault(f.input, {"input": f.input, "files": 0, "bytes": 0})

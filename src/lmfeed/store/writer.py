@@ -16,10 +16,14 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 from lmfeed.store.format import DOC_STARTS, METADATA, SPLIT, TOKENS, TokenStore, is_split_dir
 
@@ -30,14 +34,14 @@ logger = logging.getLogger(__name__)
 _HEADER_BYTES = 128  # fixed, so the header can be written last with the final shape: room for 20+ digit shapes
 
 
-def npy_header(dtype: np.dtype | str, length: int) -> bytes:
+def npy_header(dtype: DTypeLike, length: int) -> bytes:
     """A ``.npy`` version 1.0 header for a 1-D little-endian array of ``length`` values, exactly 128 bytes.
 
     The format (numpy's NEP 1): magic ``\\x93NUMPY``, version ``1 0``, a uint16 header length, then a Python dict
     literal padded with spaces and ending in a newline, the total a multiple of 64 so the data is aligned.
     """
     descr = np.lib.format.dtype_to_descr(np.dtype(dtype).newbyteorder("<"))
-    text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (descr, length)
+    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': ({length:d},), }}"
     room = _HEADER_BYTES - 10 - 1  # 10 = magic + version + length field; 1 = final newline
     if len(text) > room:
         raise ValueError(f"{length:,} values do not fit a {_HEADER_BYTES}-byte .npy header.")
@@ -90,7 +94,7 @@ class StoreWriter:
             (np.asarray(starts, dtype=np.int64) + self.num_tokens).astype("<i8").tofile(self._starts)
             self.num_documents += len(starts)
         if len(ids):
-            self._tokens.write(memoryview(np.ascontiguousarray(ids, dtype=self.dtype.newbyteorder("<"))).cast("B"))
+            self._tokens.write(np.ascontiguousarray(ids, dtype=self.dtype.newbyteorder("<")).data.cast("B"))
             self.num_tokens += len(ids)
 
     def add_document(self, ids: np.ndarray) -> None:
@@ -137,9 +141,11 @@ def check_output(out: Path, *, force: bool) -> None:
         _remove_stale(Path(os.path.abspath(out)))
     if out.exists() or out.is_symlink():
         if not force:
-            raise FileExistsError(f"{str(out)!r} already exists. Pass --force (force=True) to replace it, or choose another output.")
+            raise FileExistsError(f"{str(out)!r} already exists. "
+                                  "Pass --force (force=True) to replace it, or choose another output.")
         if not _replaceable(out):
-            raise FileExistsError(f"{str(out)!r} exists and is not a token store; refusing to replace it even with --force. Choose another output.")
+            raise FileExistsError(f"{str(out)!r} exists and is not a token store; "
+                                  "refusing to replace it even with --force. Choose another output.")
     check_parent(out)
 
 
@@ -147,9 +153,11 @@ def check_parent(out: Path) -> None:
     """The directory ``out`` goes in exists and is writable, or a clear error that says so."""
     parent = out.parent
     if not parent.is_dir():
-        raise FileNotFoundError(f"Cannot write {str(out)!r}: directory {str(parent)!r} does not exist. Create it first.")
+        raise FileNotFoundError(f"Cannot write {str(out)!r}: directory {str(parent)!r} does not exist. "
+                                "Create it first.")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"Cannot write {str(out)!r}: directory {str(parent)!r} is not writable. Choose a writable location.")
+        raise PermissionError(f"Cannot write {str(out)!r}: directory {str(parent)!r} is not writable. "
+                              "Choose a writable location.")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -209,7 +217,8 @@ def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
     try:
         tmp.mkdir()
     except PermissionError:
-        raise PermissionError(f"Cannot write {str(out)!r}: permission denied in {str(out.parent)!r}. Choose a writable location.") from None
+        raise PermissionError(f"Cannot write {str(out)!r}: permission denied in {str(out.parent)!r}. "
+                              "Choose a writable location.") from None
     try:
         yield tmp
         _fsync_dir(tmp)

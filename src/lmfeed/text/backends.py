@@ -31,8 +31,9 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import tiktoken
@@ -60,7 +61,7 @@ logger = logging.getLogger(__name__)
 BatchEncode = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]
 
 Backend = Literal["auto", "tiktoken", "fastokens"]
-BACKENDS: tuple[str, ...] = ("auto", "tiktoken", "fastokens")
+BACKENDS: tuple[Backend, ...] = ("auto", "tiktoken", "fastokens")
 
 # sha256 of the tokenizer.json text that _build_tokenizer_json makes from the pinned GPT-2 files: the generated file
 # is as pinned as its inputs, and a cached copy that differs by one byte is rebuilt.
@@ -116,7 +117,7 @@ def _build_tokenizer_json() -> str:
     # tiktoken's mergeable ranks are encoder.json without the special token; so are these (it is never a merge result)
     vocab = {token: i for token, i in encoder.items() if token != ENDOFTEXT}
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-    doc = {
+    doc: dict[str, Any] = {
         "version": "1.0",
         "truncation": None,
         "padding": None,
@@ -280,7 +281,7 @@ def self_check(encode: BatchEncode, enc: tiktoken.Encoding, texts: Sequence[str]
     want = [enc.encode_ordinary(t) for t in texts]
     singles = [encode([t])[0].tolist() for t in texts]
     batch = [ids.tolist() for ids in split_batch(*encode(texts))]
-    for text, w, s, b in zip(texts, want, singles, batch):
+    for text, w, s, b in zip(texts, want, singles, batch, strict=True):
         if s != w or b != w:
             got = s if s != w else b
             return f"fastokens encodes {text[:40]!r} as {got[:12]}, tiktoken as {w[:12]}"
@@ -303,7 +304,7 @@ def select_backend(backend: Backend, enc: tiktoken.Encoding) -> Literal["tiktoke
     """
     from lmfeed._validate import as_choice
 
-    backend = as_choice("backend", backend, BACKENDS)  # type: ignore[assignment]
+    backend = as_choice("backend", backend, BACKENDS)
     if backend == "tiktoken":
         return "tiktoken"
     if not _is_gpt2(enc):
@@ -425,7 +426,7 @@ def _tiktoken_encoder(enc: tiktoken.Encoding, allow_special: bool) -> BatchEncod
         if not cuts:
             return encode_piece(text)
         bounds = [0, *cuts, len(text)]
-        return _joined([encode_piece(text[a:b]) for a, b in zip(bounds, bounds[1:])])
+        return _joined([encode_piece(text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)])
 
     def encode(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         arrays = [encode_one(t) for t in texts]

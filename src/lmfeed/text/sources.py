@@ -19,8 +19,9 @@ import gzip
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator, Literal, Sequence
+from typing import Literal, Protocol
 
 __all__ = [
     "python_reference",
@@ -86,7 +87,16 @@ DecodeErrors = Literal["strict", "replace", "skip"]
 STDIN = "-"
 _PY_ERRORS = {"strict": "strict", "replace": "replace", "skip": "ignore"}
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
-_FIX_UTF8 = "Convert the input to UTF-8, or pass errors='replace' (--errors replace) to substitute U+FFFD, or errors='skip' (--errors skip) to drop such bytes."
+_FIX_UTF8 = ("Convert the input to UTF-8, or pass errors='replace' (--errors replace) to substitute U+FFFD, "
+             "or errors='skip' (--errors skip) to drop such bytes.")
+
+
+class BinaryReader(Protocol):
+    """What reading an input needs of its stream (a file, a gzip stream, or stdin counting its bytes)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def readline(self) -> bytes: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +121,7 @@ class InputFile:
     input: str
 
     @contextlib.contextmanager
-    def open(self) -> Iterator[tuple[IO[bytes], Callable[[], int]]]:
+    def open(self) -> Iterator[tuple[BinaryReader, Callable[[], int]]]:
         """Open for binary reading; yields ``(stream, position)`` where ``position()`` is the on-disk bytes consumed."""
         if self.path is None:
             stream = sys.stdin.buffer
@@ -129,13 +139,15 @@ class InputFile:
                     return data
 
             counting = _Counting()
-            source: IO[bytes] = gzip.GzipFile(fileobj=counting, mode="rb") if self.compressed else counting  # type: ignore[assignment]
+            source: BinaryReader = counting
+            if self.compressed:  # typeshed asks fileobj for seek(), which GzipFile only calls to rewind: never here
+                source = gzip.GzipFile(fileobj=counting, mode="rb")  # type: ignore[call-overload]
             yield source, lambda: consumed[0]
             return
         with open(self.path, "rb") as raw:
             if self.compressed:
                 with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                    yield unzipped, raw.tell  # type: ignore[misc]
+                    yield unzipped, raw.tell
             else:
                 yield raw, raw.tell
 
@@ -199,12 +211,15 @@ def expand_inputs(
         if path.is_dir():
             found = sorted((p for p in path.rglob(glob) if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
             if not found:
-                raise ValueError(f"Directory {name!r} has no files matching glob {glob!r}. Check the directory or pass another --glob.")
+                raise ValueError(f"Directory {name!r} has no files matching glob {glob!r}. "
+                                 "Check the directory or pass another --glob.")
             for p in found:
                 member = f"{name.rstrip('/')}/{p.relative_to(path).as_posix()}"
-                files.append(InputFile(member, p, _format_of(p.name, format), p.name.endswith(".gz"), p.stat().st_size, name))
+                files.append(InputFile(member, p, _format_of(p.name, format), p.name.endswith(".gz"),
+                                       p.stat().st_size, name))
         elif path.exists():
-            files.append(InputFile(name, path, _format_of(path.name, format), path.name.endswith(".gz"), path.stat().st_size, name))
+            files.append(InputFile(name, path, _format_of(path.name, format), path.name.endswith(".gz"),
+                                   path.stat().st_size, name))
         else:
             raise FileNotFoundError(f"No such file or directory: {name!r}. Check the path.")
     return files
@@ -254,12 +269,14 @@ def iter_document_blocks(
             else:
                 yield from _text_blocks(file, py_errors, select, block_size, stats)
         except (EOFError, gzip.BadGzipFile) as exc:
-            raise ValueError(f"{file.name}: not a readable gzip file ({exc}). Check the file, or decompress it first.") from None
+            raise ValueError(f"{file.name}: not a readable gzip file ({exc}). "
+                             "Check the file, or decompress it first.") from None
         if file.size is not None:
             stats.bytes_read = done_before + file.size
 
 
-def _text_blocks(file: InputFile, py_errors: str, select: Callable[[int], bool] | None, block_size: int, stats: ReadStats) -> Iterator[tuple[int, str]]:
+def _text_blocks(file: InputFile, py_errors: str, select: Callable[[int], bool] | None, block_size: int,
+                 stats: ReadStats) -> Iterator[tuple[int, str]]:
     index = stats.documents
     stats.documents += 1
     wanted = select is None or select(index)
@@ -347,12 +364,15 @@ class RawRecord:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}). Fix the line, or remove it.") from None
+            raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}). "
+                             "Fix the line, or remove it.") from None
         if not isinstance(record, dict):
-            raise ValueError(f"{where}: the line is a JSON {type(record).__name__}, not an object with a {field!r} field.")
+            raise ValueError(f"{where}: the line is a JSON {type(record).__name__}, "
+                             f"not an object with a {field!r} field.")
         if field not in record:
             keys = ", ".join(map(repr, list(record)[:8])) or "none"
-            raise ValueError(f"{where}: the record has no field {field!r} (its fields: {keys}). Pass the right one with --field (field=...).")
+            raise ValueError(f"{where}: the record has no field {field!r} (its fields: {keys}). "
+                             "Pass the right one with --field (field=...).")
         text = record[field]
         if not isinstance(text, str):
             raise ValueError(f"{where}: field {field!r} is a JSON {type(text).__name__}, not a string.")

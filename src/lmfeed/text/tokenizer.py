@@ -18,8 +18,8 @@ import functools
 import hashlib
 import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import tiktoken
 
@@ -72,7 +72,8 @@ def _gpt2_byte_decoder() -> dict[int, int]:
     GPT-2 writes each byte as one character: the printable Latin-1 bytes as themselves, the other 68 bytes (control
     characters, space, NBSP, soft hyphen) as U+0100, U+0101, ... in byte order.
     """
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
+                 *range(ord("\u00ae"), ord("\u00ff") + 1)]
     decoder = {b: b for b in printable}
     others = [b for b in range(256) if b not in decoder]
     decoder.update({0x100 + n: b for n, b in enumerate(others)})

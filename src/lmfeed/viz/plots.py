@@ -187,7 +187,8 @@ def plot_positional_embeddings(learned: Any, sinusoidal: Any, path: str | os.Pat
     """
     plt = _pyplot()
     fig, axes = _figure(plt, 2)
-    for ax, (name, table) in zip(axes, (("learned (random at init)", learned), ("sinusoidal (fixed)", sinusoidal))):
+    for ax, (name, table) in zip(axes, (("learned (random at init)", learned), ("sinusoidal (fixed)", sinusoidal)),
+                                 strict=True):
         values = _as_array(table)
         limit = float(np.abs(values).max()) or 1.0
         # antialiased: a table wider than the panel is averaged down, not sampled into moire stripes
@@ -209,7 +210,8 @@ def plot_position_similarity(learned: Any, sinusoidal: Any, path: str | os.PathL
     """
     plt = _pyplot()
     fig, axes = _figure(plt, 2)
-    for ax, (name, table) in zip(axes, (("learned (random at init)", learned), ("sinusoidal (fixed)", sinusoidal))):
+    for ax, (name, table) in zip(axes, (("learned (random at init)", learned), ("sinusoidal (fixed)", sinusoidal)),
+                                 strict=True):
         sim = cosine_similarity_matrix(_as_array(table))
         image = ax.imshow(sim, cmap=_DIVERGING, vmin=-1.0, vmax=1.0, interpolation="nearest")
         ax.set_title(name)
@@ -245,9 +247,10 @@ def plot_token_embeddings_pca(
     names = list(dict.fromkeys(groups)) if groups is not None else [None]
     colours = plt.get_cmap("tab10")
     for g, name in enumerate(names):
-        mask = np.ones(len(coords), bool) if name is None else np.array([x == name for x in groups])
+        # name is None only without groups
+        mask = np.ones(len(coords), bool) if name is None or groups is None else np.array([x == name for x in groups])
         ax.scatter(coords[mask, 0], coords[mask, 1], s=18, color=colours(g), label=name)
-        for (x, y), text in zip(coords[mask], np.asarray(labels, dtype=object)[mask]):
+        for (x, y), text in zip(coords[mask], np.asarray(labels, dtype=object)[mask], strict=True):
             ax.annotate(text, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=8, color=colours(g))
     ax.set_xlabel(f"principal component 1 ({explained[0]:.0%} of variance)")
     ax.set_ylabel(f"principal component 2 ({explained[1]:.0%} of variance)")
@@ -336,7 +339,7 @@ def plot_top_tokens(counts: np.ndarray, enc: tiktoken.Encoding, path: str | os.P
     # quoted, in a monospace font, so that a lone space '·' or a newline '↵' reads as a token of its own
     quoted = [f"'{visible_piece(enc, int(i), max_chars=10, for_figures=True)}'" for i in order]
     pad = max(map(len, quoted), default=0)
-    labels = [f"{q.ljust(pad)} {int(i):>5}" for q, i in zip(quoted, order)]
+    labels = [f"{q.ljust(pad)} {int(i):>5}" for q, i in zip(quoted, order, strict=True)]
     share = counts[order] / max(total, 1) * 100
     bars = ax.barh(range(len(order)), share, color="tab:blue")
     ax.bar_label(bars, [f"{int(c):,}" for c in counts[order]], padding=3, fontsize=7)
@@ -396,7 +399,8 @@ def write_embedding_plots(
         groups = None
         words = [w for w in words if w.strip()]
         if len(words) < 2:
-            raise ValueError(f"A 2-D projection needs at least 2 words, but got {len(words)}. Pass e.g. king,queen,man.")
+            raise ValueError(f"A 2-D projection needs at least 2 words, but got {len(words)}. "
+                             "Pass e.g. king,queen,man.")
     ids = word_token_ids(enc, words)
     out = Path(out_dir)
     with torch.random.fork_rng(devices=[]), torch.no_grad():

@@ -78,7 +78,7 @@ def format_batch(
     kept: list[int] = []  # truncate: positions each shown sample kept
     for b in range(shown):
         cells = []
-        for j, (x, y) in enumerate(zip(rows_in[b], rows_out[b])):
+        for j, (x, y) in enumerate(zip(rows_in[b], rows_out[b], strict=True)):
             column = [f"pos {j}", str(x), visible_piece(enc, x), str(y), visible_piece(enc, y)]
             cells.append((max(map(len, column)) + 2, column))
         start = 0
