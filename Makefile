@@ -12,6 +12,8 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast]'
+	# the seed's book (tests compare lmfeed.GPT with its GPTModel): --no-deps, its own would pull a CUDA torch
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llms-from-scratch==1.0.19
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -81,7 +81,7 @@ def test_no_import_runs_back_up_the_stages():
 
 
 def test_every_stage_is_a_package_with_a_docstring():
-    for stage in ("text", "store", "loading", "embeddings", "viz", "cli"):
+    for stage in ("text", "store", "loading", "embeddings", "model", "viz", "cli"):
         init = PACKAGE / stage / "__init__.py"
         assert init.is_file(), f"{stage}/ is not a package"
         assert ast.get_docstring(ast.parse(init.read_text())), f"{stage}/__init__.py has no docstring"
@@ -103,7 +103,7 @@ def test_the_walk_catches_an_arrow_back_up(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("name", ["create_dataloader", "prepare", "TokenStore", "get_tokenizer", "InputEmbedding"])
+@pytest.mark.parametrize("name", ["create_dataloader", "prepare", "TokenStore", "get_tokenizer", "InputEmbedding", "GPT"])
 def test_public_names_resolve(name):
     import lmfeed
 

@@ -44,6 +44,7 @@ _EXPORTS = {
     "RelativePositionBias": "lmfeed.embeddings",
     "CausalSelfAttention": "lmfeed.embeddings",
     "TokenStore": "lmfeed.store.format",
+    "GPT": "lmfeed.model.gpt",
     "prepare": "lmfeed.store.prepare",
 }
 
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
         create_train_val_loaders as create_train_val_loaders,
     )
     from lmfeed.loading.windows import SlidingWindowDataset as SlidingWindowDataset
+    from lmfeed.model.gpt import GPT as GPT
     from lmfeed.store.format import TokenStore as TokenStore
     from lmfeed.store.prepare import prepare as prepare
     from lmfeed.text.tokenizer import ENDOFTEXT as ENDOFTEXT, get_tokenizer as get_tokenizer
