@@ -103,7 +103,9 @@ def test_the_walk_catches_an_arrow_back_up(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("name", ["create_dataloader", "prepare", "TokenStore", "get_tokenizer", "InputEmbedding", "GPT"])
+@pytest.mark.parametrize(
+    "name", ["create_dataloader", "prepare", "TokenStore", "get_tokenizer", "InputEmbedding", "GPT"]
+)
 def test_public_names_resolve(name):
     import lmfeed
 

@@ -24,7 +24,7 @@ def copy_into_book(model: GPT) -> torch.nn.Module:
     with torch.no_grad():
         book.tok_emb.weight.copy_(model.embedding.token_embedding.weight)
         book.pos_emb.weight.copy_(model.embedding.position_embedding.weight)
-        for ours, theirs in zip(model.blocks, book.trf_blocks):
+        for ours, theirs in zip(model.blocks, book.trf_blocks, strict=True):
             w, b = ours.attn.qkv.weight, ours.attn.qkv.bias  # (3D, D): query rows, then key rows, then value rows
             for k, lin in enumerate((theirs.att.W_query, theirs.att.W_key, theirs.att.W_value)):
                 lin.weight.copy_(w[k * d:(k + 1) * d])

@@ -35,7 +35,7 @@ GPT2_STD = 0.02
 
 
 def is_absolute(positional: str) -> bool:
-    """Whether a scheme is added to the token embeddings (``learned``, ``sinusoidal``, ``none``) or acts in attention."""
+    """Whether a scheme is added to the token embeddings (learned, sinusoidal, none) or acts in attention."""
     return positional in ABSOLUTE_KINDS
 
 
