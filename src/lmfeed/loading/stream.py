@@ -48,7 +48,7 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
         store = source
         _check_store_tokenizer(store, tokenizer)
         return store.tokens, {"eot_id": store.eot_id, "doc_starts": store.doc_starts,
-                              "reopen": _StoreReopener(store.path)}
+                              "reopen": StoreReopener(store)}
     if isinstance(source, str):
         enc = resolve_tokenizer(tokenizer)
         if backend == "auto" and len(source) < _FAST_TEXT_CHARS:
@@ -85,13 +85,61 @@ def _check_store_tokenizer(store: Any, tokenizer: Any) -> None:
     )
 
 
-class _StoreReopener:
-    """Picklable: opens a store's ids again (in a worker, or to drop resident pages of a long epoch)."""
+class StoreReopener:
+    """Opens a store's ids again (to drop the resident pages of a long epoch, or in a DataLoader worker), always
+    the same data the windows were computed from.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    It holds ``tokens.npy`` open from the start, so in this process (and in forked workers, which inherit the
+    descriptor) a reopen maps that same file again: a store replaced at the path (``prepare --force``) or an
+    ``os.chdir`` changes nothing, and the old file's disk space is freed when the loader goes. Pickled (a spawned
+    worker) it carries the resolved path and the file's identity (device, inode, size, modification time); the
+    unpickled copy opens the path and refuses, with :class:`~lmfeed.store.format.StoreChangedError`, a file that is
+    not the one recorded.
+    """
+
+    def __init__(self, store: Any) -> None:
+        from lmfeed.store.format import TOKENS, StoreIdentity
+
+        self.identity = store.identity or StoreIdentity.of(Path(store.path), os.stat(Path(store.path) / TOKENS))
+        self.dtype = store.tokens.dtype
+        self.count = len(store.tokens)
+        self._file = open(self.identity.path / TOKENS, "rb")  # noqa: SIM115 - held for the loader's lifetime
+        self.identity.check(os.fstat(self._file.fileno()))  # replaced between TokenStore.open and now?
+        self._offset = _data_offset(self._file)
 
     def __call__(self) -> np.ndarray:
-        from lmfeed.store.format import TokenStore
+        if self._file is None:
+            from lmfeed.store.format import TOKENS
 
-        return TokenStore.open(self.path).tokens
+            file = open(self.identity.path / TOKENS, "rb")  # noqa: SIM115
+            try:
+                self.identity.check(os.fstat(file.fileno()))
+                self._offset = _data_offset(file)
+            except BaseException:
+                file.close()
+                raise
+            self._file = file
+        if self.count == 0:
+            return np.zeros(0, dtype=self.dtype)
+        return np.memmap(self._file, dtype=self.dtype, mode="r", offset=self._offset, shape=(self.count,))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_file"] = None  # a descriptor does not cross into a spawned process: reopen by path, checked
+        return state
+
+    def __del__(self) -> None:
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
+
+
+def _data_offset(file: Any) -> int:
+    """Where the ids start in an open ``.npy`` file (after its header)."""
+    file.seek(0)
+    version = np.lib.format.read_magic(file)
+    if version == (1, 0):
+        np.lib.format.read_array_header_1_0(file)
+    else:
+        np.lib.format.read_array_header_2_0(file)
+    return file.tell()

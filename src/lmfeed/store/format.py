@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ import tiktoken
 
 from lmfeed._validate import as_int
 
-__all__ = ["TokenStore", "StoreError", "FORMAT", "FORMAT_VERSION", "is_split_dir"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "StoreChangedError", "StoreError", "StoreIdentity", "TokenStore", "is_split_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,49 @@ _DTYPES = ("uint16", "uint32")
 
 class StoreError(ValueError):
     """The directory is not a complete, valid token store (missing, truncated, foreign or newer format)."""
+
+
+class StoreChangedError(StoreError):
+    """The store at a path is no longer the one that was opened there (replaced, e.g. by ``prepare --force``)."""
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """Which store a path held when it was opened: the resolved directory, and ``tokens.npy``'s device, inode,
+    size and modification time. Reopening by path (a DataLoader worker, an unpickled store) compares them, so a
+    store replaced at the same path, or a relative path read from another working directory, is never read in its
+    place.
+    """
+
+    path: Path  # absolute, symlinks resolved
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, directory: Path, stat: os.stat_result) -> StoreIdentity:
+        """The identity of the store in ``directory`` whose ``tokens.npy`` has ``stat``."""
+        return cls(directory.resolve(), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    def check(self, stat: os.stat_result) -> None:
+        """Raise StoreChangedError unless ``stat`` (of the ``tokens.npy`` found now) is the one recorded."""
+        now = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if now == (self.device, self.inode, self.size, self.mtime_ns):
+            return
+        changes = []
+        if (stat.st_dev, stat.st_ino) != (self.device, self.inode):
+            changes.append("another file (inode)")
+        if stat.st_size != self.size:
+            changes.append(f"{self.size:,} -> {stat.st_size:,} bytes")
+        if stat.st_mtime_ns != self.mtime_ns:
+            changes.append("modified")
+        raise StoreChangedError(
+            f"The token store at {str(self.path)!r} is no longer the one that was opened there: its {TOKENS} is "
+            f"{', '.join(changes)} (replaced by `lmfeed prepare --force`, a copy or a merge?). Reading it would mix "
+            "two corpora under windows computed from the first. Build the loader (or open the store) again to read "
+            "the new one."
+        )
 
 
 def is_split_dir(path: str | os.PathLike[str]) -> bool:
@@ -130,6 +174,7 @@ class TokenStore:
         self._explicit_tokenizer = tokenizer
         self._tokenizer = tokenizer
         self._doc_ends: np.ndarray | None = None
+        self.identity: StoreIdentity | None = None  # set by open(): what reopening by path must find again
 
     # ---- opening -------------------------------------------------------------------------------------------
 
@@ -189,6 +234,7 @@ class TokenStore:
                              f"(first {doc_starts[0]}, last {doc_starts[-1]}, "
                              f"{len(tokens):,} tokens). The store is damaged; prepare it again.")
         store = cls(p, metadata, tokens, doc_starts)
+        store.identity = StoreIdentity.of(p, os.stat(p / TOKENS))
         if tokenizer is not None:
             store._set_tokenizer(tokenizer)
         return store
@@ -278,11 +324,16 @@ class TokenStore:
     # ---- pickling: by path, never the ids ------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": str(self.path), "tokenizer": self._explicit_tokenizer}
+        return {"path": str(self.path), "tokenizer": self._explicit_tokenizer, "identity": self.identity}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        other = TokenStore.open(state["path"], tokenizer=state["tokenizer"])
+        """Reopen by the resolved path (any working directory), refusing a store that was replaced meanwhile."""
+        identity: StoreIdentity | None = state.get("identity")
+        other = TokenStore.open(identity.path if identity else state["path"], tokenizer=state["tokenizer"])
+        if identity is not None and other.identity is not None:
+            identity.check(os.stat(identity.path / TOKENS))
         self.__dict__.update(other.__dict__)
+        self.identity = identity or other.identity
 
 
 def _check_metadata(where: Path, m: Any) -> None:
