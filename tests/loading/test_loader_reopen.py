@@ -40,7 +40,8 @@ def batches(loader):
 
 
 def same(a, b):
-    return len(a) == len(b) and all(all(torch.equal(x, y) for x, y in zip(p, q)) for p, q in zip(a, b))
+    return len(a) == len(b) and all(
+        all(torch.equal(x, y) for x, y in zip(p, q, strict=True)) for p, q in zip(a, b, strict=True))
 
 
 KW = {"batch_size": 4, "max_length": 32, "stride": 32, "shuffle": False}
@@ -89,7 +90,7 @@ def test_a_spawned_worker_refuses_a_replaced_store(two_corpora, tmp_path):
     loader = create_dataloader(store.path, **KW)
     dataset, pickled_store = pickle.dumps(loader.dataset), pickle.dumps(store)
     prepare(b, tmp_path / "data.store", workers=1, force=True)
-    with pytest.raises(StoreChangedError, match=r"data.store.* no longer the one .*tokens.npy.*inode.*Build the loader"):
+    with pytest.raises(StoreChangedError, match=r"data.store.* no longer .*tokens.npy.*inode.*Build the loader"):
         pickle.loads(dataset)
     with pytest.raises(StoreChangedError, match="no longer the one"):
         pickle.loads(pickled_store)
