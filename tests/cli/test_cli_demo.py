@@ -58,9 +58,12 @@ def test_demo_shows_every_value_of_a_narrow_embedding_and_says_so():
 
 
 def test_every_offered_positional_choice_runs():
-    from lmfeed.cli.demo import POSITIONAL_CHOICES
+    from lmfeed.cli.demo import command
+    from lmfeed.embeddings import positional_kinds
 
-    for kind in POSITIONAL_CHOICES:
+    offered = next(p.type.choices for p in command.params if p.name == "positional")
+    assert offered == positional_kinds() and {"relative_key", "relative_key_query", "xl"} <= set(offered)
+    for kind in offered:
         result = run("demo", "--positional", kind, "--embed-dim", "16", "--no-plots")
         assert result.exit_code == 0 and f"5. the position scheme\n   {kind}: " in result.output, (kind, result.output)
         if kind == "none":  # attention without any position

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 import lmfeed.embeddings as E
+from lmfeed.embeddings.attention import SCHEMES as SCHEMES_OFFERED
 
-SCHEMES = [None, "rope", "alibi", "t5"]
+SCHEMES = [None, "rope", "alibi", "t5"]  # written out below; the distance-table schemes have their own test files
+EVERY = list(SCHEMES_OFFERED)  # every scheme CausalSelfAttention offers
 
 
 def manual_attention(attn: E.CausalSelfAttention, x: torch.Tensor) -> torch.Tensor:
@@ -47,7 +49,7 @@ def test_matches_attention_written_out(positional: str | None) -> None:
         torch.testing.assert_close(attn(x), manual_attention(attn, x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("positional", SCHEMES)
+@pytest.mark.parametrize("positional", EVERY)
 def test_causal_future_tokens_do_not_change_the_past(positional: str | None) -> None:
     attn = E.CausalSelfAttention(16, 2, positional=positional)
     x = torch.randn(1, 6, 16)
@@ -104,7 +106,7 @@ def test_dropout_only_while_training() -> None:
     assert not torch.equal(attn(x), attn(x))
 
 
-@pytest.mark.parametrize("positional", SCHEMES)
+@pytest.mark.parametrize("positional", EVERY)
 def test_meta_device_creation(positional: str | None) -> None:
     with torch.device("meta"):
         attn = E.CausalSelfAttention(16, 4, positional=positional)
@@ -142,7 +144,7 @@ def test_bad_input() -> None:
 # ---- describe_positional: what `lmfeed demo --positional KIND` shows
 
 
-@pytest.mark.parametrize("kind", ["learned", "sinusoidal", "none", "rope", "alibi", "t5"])
+@pytest.mark.parametrize("kind", E.positional_kinds())
 def test_describe_names_the_scheme_and_keeps_the_callers_rng(kind: str) -> None:
     torch.manual_seed(9)
     text = E.describe_positional(kind)

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
+from lmfeed.cli._positional import PositionalChoice
+
 if TYPE_CHECKING:
     from lmfeed.embeddings.attention import RelativeScheme
     from lmfeed.embeddings.input import Positional
     from lmfeed.loading.windows import SlidingWindowDataset
-
-POSITIONAL_CHOICES = ["learned", "sinusoidal", "none", "rope", "alibi", "t5"]
 
 
 @click.command(name="demo")
@@ -22,9 +22,10 @@ POSITIONAL_CHOICES = ["learned", "sinusoidal", "none", "rope", "alibi", "t5"]
 @click.option("--stride", default=4, show_default=True, help="Distance between window starts.")
 @click.option("--embed-dim", default=256, show_default=True, help="Embedding dimension (D).")
 @click.option("--seed", default=123, show_default=True, help="torch.manual_seed for the embedding tables.")
-@click.option("--positional", type=click.Choice(POSITIONAL_CHOICES), default="learned", show_default=True,
-              help="Position scheme: absolute (learned, sinusoidal) or relative, in attention (rope, alibi, t5).")
-@click.option("--num-heads", default=4, show_default=True, help="Attention heads, for rope, alibi and t5.")
+@click.option("--positional", type=PositionalChoice(), default="learned", show_default=True,
+              help="Position scheme: absolute (learned, sinusoidal) or relative, in attention (rope, alibi, t5, "
+                   "BERT's relative_key and relative_key_query, Transformer-XL's xl).")
+@click.option("--num-heads", default=4, show_default=True, help="Attention heads, for the schemes in attention.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lmfeed-demo"),
               show_default=True, help="Directory for the demo's pictures (PNG).")
 @click.option("--no-plots", is_flag=True, help="Do not write pictures.")
@@ -39,6 +40,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     Example:
         lmfeed demo
         lmfeed demo the-verdict.txt --positional sinusoidal
+        lmfeed demo --positional xl
     """
     import torch
 

@@ -141,3 +141,35 @@ def _size(n: float) -> str:
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
         n /= 1000
     return f"{n} PB"  # unreachable
+
+
+def check_position_steps(position_ids: torch.Tensor, *, needed_by: str, offset: int = 0) -> None:
+    """Along each row, a position is the previous one + 1, or 0 where a new document begins (the first: any value).
+
+    Schemes that read a distance table (Transformer-XL, BERT's relative keys) see a jump as tokens that are not
+    there; it is almost always a bug (a dropped token, positions of another batch), so it is refused.
+
+    Args:
+        position_ids: int64 ``(T,)`` or ``(B, T)``; with a cache, the last cached position then the new ones.
+        needed_by: who needs it, for the message, e.g. ``"positional='xl'"``.
+        offset: how many leading columns are not the caller's (1 when the last cached position is prepended), so
+            the index in the message is the caller's.
+
+    Raises:
+        ValueError: a step that is neither +1 nor a restart at 0, with where it is and the fix.
+    """
+    if position_ids.device.type == "meta" or position_ids.shape[-1] < 2:
+        return
+    previous, current = position_ids[..., :-1], position_ids[..., 1:]
+    bad = (current != previous + 1) & (current != 0)
+    if bool(bad.any()):
+        where = _where(position_ids[..., 1:], bad)
+        before = int(previous[where])
+        after = int(current[where])
+        index = where[:-1] + (where[-1] + 1 - offset,)
+        raise ValueError(
+            f"position_ids jump from {before} to {after} at index {index}, but {needed_by} needs positions "
+            "that count up by one, or restart at 0 where a new document begins (with a kv_cache: continue the "
+            "cached positions). Leave position_ids=None (0 .. T-1, or the cache's next positions), or take them "
+            "from a loader with return_positions=True."
+        )

@@ -5,57 +5,77 @@ Relative schemes act inside attention, so this is where they are used and tested
 - ``"rope"``: queries and keys rotated by :class:`RotaryEmbedding` (Su et al.);
 - ``"alibi"``: :class:`ALiBiBias` added to the logits (Press et al.);
 - ``"t5"``: T5's learned :class:`RelativePositionBias`, causal buckets (Raffel et al.);
+- ``"relative_key"``, ``"relative_key_query"``: BERT's learned distance table :class:`RelativeKeyPositions`
+  (Shaw et al. 2018; Huang et al. 2020), ``q_i . r_{i-j}`` (and ``k_j . r_{i-j}``) added to ``q_i . k_j``;
+- ``"xl"``: Transformer-XL's relative attention :class:`TransformerXLPositions` (Dai et al. 2019), with
+  ``u``, ``v`` and the projected sinusoid of the distance;
 - ``None``: no positions here (use an absolute scheme in :class:`InputEmbedding`).
 
+Every scheme takes a :class:`KVCache` (Transformer-XL's memory, a decoder's cache) and ``document_ids``.
 ``InputEmbedding(..., positional="none")`` followed by ``CausalSelfAttention(..., positional="rope")`` is a
 complete, trainable relative-position front end.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
 from torch import nn
 
 from lmfeed._validate import as_choice, as_int, as_probability
-from lmfeed.embeddings._checks import as_id_tensor, check_position_shape
+from lmfeed.embeddings._checks import as_id_tensor, check_position_shape, check_position_steps
 from lmfeed.embeddings.alibi import ALiBiBias
+from lmfeed.embeddings.kv_cache import KVCache
+from lmfeed.embeddings.relative_key import RelativeKeyPositions
 from lmfeed.embeddings.rotary import RotaryEmbedding
 from lmfeed.embeddings.t5 import RelativePositionBias
+from lmfeed.embeddings.transformer_xl import TransformerXLPositions
 
 __all__ = ["CausalSelfAttention", "RelativeScheme"]
 
-RelativeScheme = Literal["rope", "alibi", "t5"]
-SCHEMES: tuple[RelativeScheme | None, ...] = (None, "rope", "alibi", "t5")
+RelativeScheme = Literal["rope", "alibi", "t5", "relative_key", "relative_key_query", "xl"]
+# the schemes of this module, in describe.positional_kinds()'s order (a test keeps the two lists the same)
+SCHEMES: tuple[RelativeScheme | None, ...] = (None, "rope", "alibi", "t5", "relative_key", "relative_key_query", "xl")
+# schemes that read a table or an encoding by distance: positions must count up by one (or restart at 0)
+STEPPED = ("relative_key", "relative_key_query", "xl")
 
 
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention ``(B, T, D) -> (B, T, D)`` through ``scaled_dot_product_attention``.
 
     ``q, k, v = split(W_qkv x)`` into H heads of ``head_dim = D / H``; the chosen scheme rotates q and k or
-    adds a bias ``(H, T, T)`` to the logits; token i attends to tokens ``j <= i`` (by order in the sequence);
-    the heads are joined and projected by ``W_out``.
+    adds a term ``(H, T, T)`` or ``(B, H, T, T)`` to the logits; token i attends to tokens ``j <= i`` (by order in
+    the sequence, the cached tokens first), within its document when ``document_ids`` are given; the heads are
+    joined and projected by ``W_out``.
 
     Args:
         embed_dim: D, the width of the token vectors; must be divisible by ``num_heads``.
         num_heads: H.
-        positional: None (default), ``"rope"``, ``"alibi"`` or ``"t5"``.
+        positional: None (default), ``"rope"``, ``"alibi"``, ``"t5"``, ``"relative_key"``,
+            ``"relative_key_query"`` or ``"xl"`` (Transformer-XL).
         dropout: dropout on the attention weights and on the output while training (nanoGPT's places).
-        rope_base: RoPE's base (10000.0), used with ``positional="rope"``.
+        rope_base: RoPE's base (10000.0), used with ``positional="rope"``; Transformer-XL's sinusoid uses the same.
+        max_distance: BERT's relative schemes clip ``|i - j|`` at ``max_distance - 1`` (default 512; table of
+            ``2 * max_distance - 1`` vectors).
         device: where to create the weights; ``dtype``: their dtype.
 
     Attributes:
         qkv: ``nn.Linear(D, 3 * D)``, the query, key and value projections (in that order).
         out: ``nn.Linear(D, D)``, the output projection.
-        rope, alibi, t5: the scheme's module (only the chosen one exists).
+        rope, alibi, t5, relative_key, xl: the scheme's module (only the chosen one exists; both BERT variants
+            are ``relative_key``).
 
     Past the longest length: there is no length limit here; each scheme documents its own behaviour.
 
     Example:
         >>> emb = InputEmbedding(50257, 256, context_length=4, positional="none")
-        >>> attn = CausalSelfAttention(256, 8, positional="rope")
-        >>> attn(emb(torch.tensor([[40, 367, 2885, 1464]] * 8))).shape   # torch.Size([8, 4, 256])
+        >>> attn = CausalSelfAttention(256, 8, positional="xl")
+        >>> x = emb(torch.tensor([[40, 367, 2885, 1464]] * 8))
+        >>> attn(x).shape                                     # torch.Size([8, 4, 256])
+        >>> cache = KVCache()
+        >>> attn(x, kv_cache=cache); attn(x, kv_cache=cache)  # the second call attends to the first's 4 tokens too
     """
 
     def __init__(
@@ -66,6 +86,7 @@ class CausalSelfAttention(nn.Module):
         positional: RelativeScheme | None = None,
         dropout: float = 0.0,
         rope_base: float = 10000.0,
+        max_distance: int = 512,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -89,30 +110,51 @@ class CausalSelfAttention(nn.Module):
             self.alibi = ALiBiBias(self.num_heads)
         elif self.positional == "t5":
             self.t5 = RelativePositionBias(self.num_heads, bidirectional=False, device=device, dtype=dtype)
+        elif self.positional in ("relative_key", "relative_key_query"):
+            self.relative_key = RelativeKeyPositions(
+                self.head_dim, max_distance=max_distance, key_query=self.positional == "relative_key_query",
+                device=device, dtype=dtype,
+            )
+        elif self.positional == "xl":
+            self.xl = TransformerXLPositions(self.embed_dim, self.num_heads, base=rope_base, device=device, dtype=dtype)
 
     def reset_parameters(self) -> None:
         """Redraw the projections (``nn.Linear``'s init) and rebuild or redraw the scheme's tensors."""
         self.qkv.reset_parameters()
         self.out.reset_parameters()
-        for name in ("rope", "alibi", "t5"):
+        for name in ("rope", "alibi", "t5", "relative_key", "xl"):
             if hasattr(self, name):
                 getattr(self, name).reset_parameters()
 
-    def forward(self, x: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Attend causally.
+    def forward(
+        self,
+        x: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        *,
+        document_ids: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Attend causally, within documents, over the cached tokens and these.
 
         Args:
             x: ``(B, T, D)`` floating tensor.
-            position_ids: integer ``(T,)`` or ``(B, T)``; default ``0 .. T-1``. They set RoPE's angles and the
-                distances of ALiBi and T5 (e.g. restarting at 0 after each end-of-text id); the causal mask
-                always follows the order of the tokens. Unused when ``positional=None``.
+            position_ids: integer ``(T,)`` or ``(B, T)``; default ``0 .. T-1``, or with a non-empty ``kv_cache`` the
+                positions that continue it. They set RoPE's angles and the distances of every other scheme (e.g.
+                restarting at 0 after each end-of-text id); the causal mask always follows the order of the
+                tokens. For ``"xl"`` and the ``"relative_key"`` schemes each position must be the previous + 1
+                or 0 (a new document). Unused when ``positional=None``.
+            document_ids: integer ``(B, T)`` or ``(T,)``: token i attends only to earlier tokens with its id
+                (default: one document). With a cache, give them on every call or on none.
+            kv_cache: a :class:`KVCache`: attend to its tokens too (Transformer-XL's memory, or the tokens
+                generated so far), then append these to it.
 
         Returns:
             ``(B, T, D)``, the dtype of ``x``.
 
         Raises:
-            ValueError: ``x`` is not ``(B, T, embed_dim)``; position ids of the wrong shape or negative.
-            TypeError: ``x`` is not floating, or position ids are not an integer tensor.
+            ValueError: ``x`` is not ``(B, T, embed_dim)``; position or document ids of the wrong shape, negative,
+                or (for the distance schemes) jumping; a cache from another layer or batch size.
+            TypeError: ``x`` is not floating, or position or document ids are not an integer tensor.
         """
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
             got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
@@ -124,25 +166,70 @@ class CausalSelfAttention(nn.Module):
                 "Add a batch dimension with x.unsqueeze(0), or build the layer with the input's width."
             )
         batch, length, _ = x.shape
+        what = f"x of shape {tuple(x.shape)}"
+        if kv_cache is not None:
+            if not isinstance(kv_cache, KVCache):
+                raise TypeError(f"kv_cache must be a lmfeed KVCache, but got {type(kv_cache).__name__}. "
+                                "Create one with KVCache(max_length=...) and pass the same object on every call.")
+            kv_cache.check(batch, self.num_heads, self.head_dim)
+        past = 0 if kv_cache is None else len(kv_cache)
         if position_ids is not None:
             position_ids = as_id_tensor(
                 "position_ids", position_ids, limit=None, limit_name="", fix="Positions count from 0."
             ).to(x.device)
-            check_position_shape(position_ids, length, batch, what=f"x of shape {tuple(x.shape)}")
+            check_position_shape(position_ids, length, batch, what=what)
+        if document_ids is not None:
+            document_ids = as_id_tensor(
+                "document_ids", document_ids, limit=None, limit_name="", fix="Number documents from 0."
+            ).to(x.device)
+            _check_document_shape(document_ids, length, batch, what)
+            document_ids = document_ids.expand(batch, length)
+        if past and (document_ids is None) != (kv_cache.document_ids is None):  # type: ignore[union-attr]
+            had = "with" if kv_cache.document_ids is not None else "without"  # type: ignore[union-attr]
+            raise ValueError(f"kv_cache holds tokens {had} document_ids, but this call passes "
+                             f"{'none' if document_ids is None else 'some'}. Pass document_ids on every call with "
+                             "this cache or on none, or kv_cache.reset() first.")
+        if position_ids is None and past:
+            position_ids = kv_cache.next_position_ids(length)  # type: ignore[union-attr]
+        if position_ids is not None and (self.positional in STEPPED or past):
+            steps = position_ids
+            if past:  # the first new position must continue the cache's last one (or restart at 0)
+                steps = torch.cat([kv_cache.position_ids[:, -1:], steps.expand(batch, length)], dim=-1)  # type: ignore[union-attr]
+            needed_by = f"positional={self.positional!r}" if self.positional in STEPPED else "a kv_cache"
+            check_position_steps(steps, needed_by=needed_by, offset=1 if past else 0)
 
         # (B, T, 3D) -> three (B, H, T, head_dim)
         q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        mask: torch.Tensor | None = None
         if self.positional == "rope":
             q, k = self.rope(q, k, position_ids)
-        elif self.positional in ("alibi", "t5"):
+        query_positions = position_ids if position_ids is not None else torch.arange(length, device=x.device)
+        key_positions, key_documents = query_positions, document_ids
+        if kv_cache is not None:
+            k, v, key_positions, key_documents = kv_cache.append(
+                k, v, query_positions.expand(batch, length), document_ids)
+
+        allowed = None  # (B or 1, T, M + T) bool, None: plain causal over these T tokens
+        if past or document_ids is not None:
+            allowed = torch.arange(past + length, device=x.device) <= past + torch.arange(length, device=x.device)[:, None]
+            if document_ids is not None and key_documents is not None:
+                allowed = allowed & (key_documents.unsqueeze(-2) == document_ids.unsqueeze(-1))
+        elif self.positional not in (None, "rope"):
+            allowed = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+        term = None  # the scheme's addition to the scaled logits, (H, T, M+T) or (B, H, T, M+T)
+        if self.positional in ("alibi", "t5"):
             scheme = self.alibi if self.positional == "alibi" else self.t5
-            if position_ids is None:
-                bias = scheme(length, length)  # (H, T, T)
-            else:
-                bias = scheme.from_positions(position_ids)  # (H, T, T) or (B, H, T, T)
-            future = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
-            mask = bias.masked_fill(future, float("-inf")).to(q.dtype)
+            relative = key_positions.unsqueeze(-2) - query_positions.unsqueeze(-1)  # key - query
+            term = scheme.relative_bias(relative)
+        elif self.positional in ("relative_key", "relative_key_query"):
+            term = self.relative_key(q, k, query_positions, key_positions, allowed=allowed) / math.sqrt(self.head_dim)
+        elif self.positional == "xl":
+            term = self.xl(q, query_positions, key_positions, allowed=allowed) / math.sqrt(self.head_dim)
+            q = self.xl.content_query(q)  # terms a + c: (q + u) . k
+        mask: torch.Tensor | None = None
+        if term is not None and allowed is not None:  # every scheme with a term has a mask
+            mask = term.to(q.dtype).masked_fill(~allowed.unsqueeze(-3), float("-inf"))
+        elif allowed is not None:
+            mask = allowed.unsqueeze(-3)  # (B or 1, 1, T, M+T) bool: True attends
         y = nn.functional.scaled_dot_product_attention(
             q,
             k,
@@ -156,3 +243,12 @@ class CausalSelfAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, positional={self.positional!r}"
+
+
+def _check_document_shape(document_ids: torch.Tensor, length: int, batch: int, what: str) -> None:
+    shape = tuple(document_ids.shape)
+    if shape not in ((length,), (batch, length)):
+        raise ValueError(
+            f"document_ids has shape {shape}, but {what} needs ({batch}, {length}) or ({length},): one document id "
+            "per token. Take them from the loader, or leave document_ids=None for one document."
+        )

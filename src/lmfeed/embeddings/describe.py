@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from lmfeed._validate import as_choice, as_int
@@ -39,12 +41,39 @@ _KINDS: dict[str, tuple[str, str]] = {
         "T5 relative bias, Raffel et al. 2020 (arXiv:1910.10683)",
         "acts in attention: adds a learned per-head bias for the log-spaced bucket of j - i",
     ),
+    "relative_key": (
+        'BERT relative key, Shaw et al. 2018, "Self-Attention with Relative Position Representations" '
+        "(arXiv:1803.02155)",
+        "acts in attention: adds q_i . r_(i-j), a learned head_dim vector per distance clipped at max_distance-1",
+    ),
+    "relative_key_query": (
+        'BERT relative key-query, Huang et al. 2020, "Improve Transformer Models with Better Relative Position '
+        'Embeddings" (arXiv:2009.13658)',
+        "acts in attention: adds q_i . r_(i-j) + k_j . r_(i-j), the same clipped learned table",
+    ),
+    "xl": (
+        'Transformer-XL, Dai et al. 2019, "Attentive Language Models Beyond a Fixed-Length Context" '
+        "(arXiv:1901.02860)",
+        "acts in attention: (q_i + u) . k_j + (q_i + v) . W_R r_(i-j), r the sinusoid of i - j; attends to a memory",
+    ),
 }
 
+# where each scheme acts: added to the token embeddings (InputEmbedding) or inside attention (CausalSelfAttention)
+_ABSOLUTE = ("learned", "sinusoidal", "none")
 
-def positional_kinds() -> tuple[str, ...]:
-    """Names accepted by :func:`describe_positional`: the absolute kinds, then the relative ones."""
-    return tuple(_KINDS)
+
+def positional_kinds(where: Literal["input", "attention"] | None = None) -> tuple[str, ...]:
+    """The one list of position schemes: every name ``lmfeed.GPT``, ``lmfeed train`` and ``lmfeed demo`` accept.
+
+    Args:
+        where: None (default) for all of them, the absolute kinds first; ``"input"`` for those
+            :class:`InputEmbedding` adds to the token embeddings (learned, sinusoidal, none); ``"attention"`` for
+            those :class:`CausalSelfAttention` applies (rope, alibi, t5, relative_key, relative_key_query, xl).
+    """
+    if where is None:
+        return tuple(_KINDS)
+    where = as_choice("where", where, ("input", "attention"))  # type: ignore[assignment]
+    return tuple(k for k in _KINDS if (k in _ABSOLUTE) == (where == "input"))
 
 
 def describe_positional(kind: str, *, embed_dim: int = 8, num_heads: int = 4, length: int = 4) -> str:
@@ -55,9 +84,9 @@ def describe_positional(kind: str, *, embed_dim: int = 8, num_heads: int = 4, le
 
     Args:
         kind: one of :func:`positional_kinds`: ``"learned"``, ``"sinusoidal"``, ``"none"``, ``"rope"``,
-            ``"alibi"``, ``"t5"``.
+            ``"alibi"``, ``"t5"``, ``"relative_key"``, ``"relative_key_query"``, ``"xl"``.
         embed_dim: D for the absolute kinds, head_dim for RoPE (default 8, small enough to print).
-        num_heads: H for ALiBi and T5 (default 4).
+        num_heads: H for ALiBi, T5 and Transformer-XL (default 4).
         length: number of positions shown (default 4, the seed's max_length).
 
     Returns:
@@ -84,11 +113,37 @@ def _values(kind: str, embed_dim: int, num_heads: int, length: int) -> list[str]
     from lmfeed.embeddings.absolute import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding
     from lmfeed.embeddings.alibi import ALiBiBias
     from lmfeed.embeddings.rotary import RotaryEmbedding
+    from lmfeed.embeddings.relative_key import RelativeKeyPositions
     from lmfeed.embeddings.t5 import RelativePositionBias
+    from lmfeed.embeddings.transformer_xl import TransformerXLPositions
 
     positions = torch.arange(length)
     if kind == "none":
         return []
+    if kind in ("relative_key", "relative_key_query"):
+        reach = max(1, length // 2)  # small enough that the clipping shows
+        table = RelativeKeyPositions(embed_dim, max_distance=reach + 1)
+        index = table.index(positions, positions)
+        lines = [f"  an example: a fresh {2 * reach + 1} x {embed_dim} table (max_distance={reach + 1}) drawn under "
+                 "torch.manual_seed(123)",
+                 f"  row read by query i (rows) x key j (columns): i - j clipped at +-{reach}, + {reach}:"]
+        lines += [f"    {row}" for row in index.tolist()]
+        with torch.no_grad():
+            rows = table.weight[reach:]
+        return lines + [f"  r_{d}: {_fmt(rows[d][:4])}" for d in range(len(rows))]
+    if kind == "xl":
+        width = 2 * num_heads * max(1, -(-embed_dim // (2 * num_heads)))  # embed_dim rounded up to a multiple of 2H
+        xl = TransformerXLPositions(width, num_heads)
+        with torch.no_grad():
+            encoding = xl.encoding(positions)
+            v_term = torch.einsum("hd,rhd->hr", xl.v, xl.projected(positions))[0]
+        lines = [f"  r_d, the sinusoid of distance d (not learned), D={width}, its first 4 values (sines; cosines follow):"]
+        lines += [f"    r_{d}: {_fmt(encoding[d][:4])}" for d in range(length)]
+        return lines + [
+            f"  learned u and v, head 0 (a fresh layer under torch.manual_seed(123)): u {_fmt(xl.u[0][:4].detach())}, "
+            f"v {_fmt(xl.v[0][:4].detach())}",
+            f"  term d, v . W_R r_d, head 0, for d = 0..{length - 1}: {_fmt(v_term)}",
+        ]
     if kind in ("learned", "sinusoidal"):
         pe: LearnedPositionalEmbedding | SinusoidalPositionalEmbedding
         if kind == "learned":  # a small example table of its own, not any model's
