@@ -23,7 +23,7 @@ class PositionalChoice(click.Choice):
         self._where = where
         super().__init__((), case_sensitive=True)
 
-    @property  # type: ignore[override]
+    @property
     def choices(self) -> tuple[Any, ...]:
         from lmfeed.embeddings.describe import positional_kinds
 

@@ -184,19 +184,21 @@ class CausalSelfAttention(nn.Module):
             ).to(x.device)
             _check_document_shape(document_ids, length, batch, what)
             document_ids = document_ids.expand(batch, length)
-        if past and (document_ids is None) != (kv_cache.document_ids is None):  # type: ignore[union-attr]
-            had = "with" if kv_cache.document_ids is not None else "without"  # type: ignore[union-attr]
-            raise ValueError(f"kv_cache holds tokens {had} document_ids, but this call passes "
-                             f"{'none' if document_ids is None else 'some'}. Pass document_ids on every call with "
-                             "this cache or on none, or kv_cache.reset() first.")
-        if position_ids is None and past:
-            position_ids = kv_cache.next_position_ids(length)  # type: ignore[union-attr]
-        if position_ids is not None and (self.positional in STEPPED or past):
+        cached_positions = None if kv_cache is None else kv_cache.position_ids  # (B, M), None while empty
+        if cached_positions is not None and kv_cache is not None:
+            if (document_ids is None) != (kv_cache.document_ids is None):
+                had = "without" if kv_cache.document_ids is None else "with"
+                raise ValueError(f"kv_cache holds tokens {had} document_ids, but this call passes "
+                                 f"{'none' if document_ids is None else 'some'}. Pass document_ids on every call "
+                                 "with this cache or on none, or kv_cache.reset() first.")
+            if position_ids is None:
+                position_ids = kv_cache.next_position_ids(length)
+        if position_ids is not None and (self.positional in STEPPED or cached_positions is not None):
             steps = position_ids
-            if past:  # the first new position must continue the cache's last one (or restart at 0)
-                steps = torch.cat([kv_cache.position_ids[:, -1:], steps.expand(batch, length)], dim=-1)  # type: ignore[union-attr]
+            if cached_positions is not None:  # the first new position continues the cache's last (or restarts)
+                steps = torch.cat([cached_positions[:, -1:], steps.expand(batch, length)], dim=-1)
             needed_by = f"positional={self.positional!r}" if self.positional in STEPPED else "a kv_cache"
-            check_position_steps(steps, needed_by=needed_by, offset=1 if past else 0)
+            check_position_steps(steps, needed_by=needed_by, offset=0 if cached_positions is None else 1)
 
         # (B, T, 3D) -> three (B, H, T, head_dim)
         q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -210,7 +212,8 @@ class CausalSelfAttention(nn.Module):
 
         allowed = None  # (B or 1, T, M + T) bool, None: plain causal over these T tokens
         if past or document_ids is not None:
-            allowed = torch.arange(past + length, device=x.device) <= past + torch.arange(length, device=x.device)[:, None]
+            keys = torch.arange(past + length, device=x.device)
+            allowed = keys <= past + torch.arange(length, device=x.device)[:, None]  # (T, M + T): j <= M + i
             if document_ids is not None and key_documents is not None:
                 allowed = allowed & (key_documents.unsqueeze(-2) == document_ids.unsqueeze(-1))
         elif self.positional not in (None, "rope"):

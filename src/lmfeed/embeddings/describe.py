@@ -72,7 +72,7 @@ def positional_kinds(where: Literal["input", "attention"] | None = None) -> tupl
     """
     if where is None:
         return tuple(_KINDS)
-    where = as_choice("where", where, ("input", "attention"))  # type: ignore[assignment]
+    where = as_choice("where", where, ("input", "attention"))
     return tuple(k for k in _KINDS if (k in _ABSOLUTE) == (where == "input"))
 
 
@@ -112,8 +112,8 @@ def _values(kind: str, embed_dim: int, num_heads: int, length: int) -> list[str]
     # imported here: describe is imported by the package, and these modules import nothing from it
     from lmfeed.embeddings.absolute import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding
     from lmfeed.embeddings.alibi import ALiBiBias
-    from lmfeed.embeddings.rotary import RotaryEmbedding
     from lmfeed.embeddings.relative_key import RelativeKeyPositions
+    from lmfeed.embeddings.rotary import RotaryEmbedding
     from lmfeed.embeddings.t5 import RelativePositionBias
     from lmfeed.embeddings.transformer_xl import TransformerXLPositions
 
@@ -137,7 +137,7 @@ def _values(kind: str, embed_dim: int, num_heads: int, length: int) -> list[str]
         with torch.no_grad():
             encoding = xl.encoding(positions)
             v_term = torch.einsum("hd,rhd->hr", xl.v, xl.projected(positions))[0]
-        lines = [f"  r_d, the sinusoid of distance d (not learned), D={width}, its first 4 values (sines; cosines follow):"]
+        lines = [f"  r_d, the sinusoid of distance d (not learned), D={width}, first 4 values (sines; cosines follow):"]
         lines += [f"    r_{d}: {_fmt(encoding[d][:4])}" for d in range(length)]
         return lines + [
             f"  learned u and v, head 0 (a fresh layer under torch.manual_seed(123)): u {_fmt(xl.u[0][:4].detach())}, "

@@ -51,7 +51,7 @@ class RelativeKeyPositions(nn.Module):
     Example:
         >>> rk = RelativeKeyPositions(64, max_distance=4)
         >>> rk.weight.shape                                       # torch.Size([7, 64]): distances -3 .. 3
-        >>> rk.index(torch.arange(6), torch.arange(6))[5]         # tensor([6, 6, 6, 5, 4, 3]): i - j = 5..0 clipped at 3, + 3
+        >>> rk.index(torch.arange(6), torch.arange(6))[5]         # tensor([6, 6, 6, 5, 4, 3]): 5..0 clipped at 3, + 3
         >>> q = k = torch.randn(2, 4, 6, 64)                      # (B, H, T, head_dim)
         >>> rk(q, k).shape                                        # torch.Size([2, 4, 6, 6]), unscaled
     """

@@ -71,10 +71,11 @@ class TransformerXLPositions(nn.Module):
         self.embed_dim = as_int("embed_dim", embed_dim)
         self.num_heads = as_int("num_heads", num_heads)
         if self.embed_dim % 2 or self.embed_dim % self.num_heads:
+            fits = 2 * self.num_heads * max(1, -(-self.embed_dim // (2 * self.num_heads)))  # rounded up to 2H
             raise ValueError(
                 f"Transformer-XL needs an even embed_dim divisible by num_heads, but got embed_dim={self.embed_dim}, "
                 f"num_heads={self.num_heads}: the distance encoding pairs a sine and a cosine. Use e.g. "
-                f"embed_dim={2 * self.num_heads * max(1, (self.embed_dim + 2 * self.num_heads - 1) // (2 * self.num_heads))}."
+                f"embed_dim={fits}."
             )
         self.head_dim = self.embed_dim // self.num_heads
         self.base = as_base(base)
