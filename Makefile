@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,ray]'
 	# the seed's book (tests compare lmfeed.GPT with its GPTModel): --no-deps, its own would pull a CUDA torch
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llms-from-scratch==1.0.19
 	touch $(STAMP)
@@ -32,7 +32,7 @@ test: lint
 # lmfeed against its peers (benchmarks/run.py; ~4 min on 2 cores, QUICK=1 ~1 min). The seed's package would pull a
 # CUDA torch and TensorFlow with its dependencies: it is installed without them (it needs only torch and tiktoken).
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,ray,bench]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llms-from-scratch==1.0.19
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
 

@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "embeddings": set(),
     "model": {"embeddings", "loading", "text", "store"},
     "engines": {"store", "text"},
+    "_api": {"store", "engines", "text"},  # lmfeed.prepare: the engine= dispatch sits above store and engines
     "viz": {"*"},
     "cli": {"*"},
     "__init__": {"*"},

@@ -48,13 +48,14 @@ _EXPORTS = {
     "KVCache": "lmfeed.embeddings",
     "TokenStore": "lmfeed.store.format",
     "GPT": "lmfeed.model.gpt",
-    "prepare": "lmfeed.store.prepare",
+    "prepare": "lmfeed._api",
 }
 
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from lmfeed._api import prepare as prepare
     from lmfeed.embeddings import (
         ALiBiBias as ALiBiBias,
         CausalSelfAttention as CausalSelfAttention,
@@ -76,7 +77,6 @@ if TYPE_CHECKING:
     from lmfeed.loading.windows import SlidingWindowDataset as SlidingWindowDataset
     from lmfeed.model.gpt import GPT as GPT
     from lmfeed.store.format import TokenStore as TokenStore
-    from lmfeed.store.prepare import prepare as prepare
     from lmfeed.text.tokenizer import ENDOFTEXT as ENDOFTEXT, get_tokenizer as get_tokenizer
 
 

@@ -293,7 +293,9 @@ def test_create_dataloader_from_store_path_equals_from_text(tmp_path, docs):
 
 def test_package_reexports_the_function_not_the_module():
     import lmfeed
+    import lmfeed._api
     import lmfeed.store.merge  # noqa: F401 - imports the submodule lmfeed.store.prepare, which must not shadow the function
 
-    assert lmfeed.prepare is prepare_module.prepare and callable(lmfeed.prepare)
+    # lmfeed.prepare is the engine dispatch (lmfeed._api), a function either way, never the module
+    assert lmfeed.prepare is lmfeed._api.prepare and callable(lmfeed.prepare) and callable(prepare_module.prepare)
     assert lmfeed.TokenStore is TokenStore

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:  # the click.Choice options below let only these names through
+    from lmfeed._api import Engine
     from lmfeed.text.backends import Backend
     from lmfeed.text.sources import DecodeErrors, InputFormat
 
@@ -38,6 +39,13 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
               help="Put this fraction of documents in a validation store: writes OUTPUT/train and OUTPUT/val.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Decides which documents are validation documents.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where to encode: this machine's processes, or a Ray cluster's CPUs (same bytes either way; "
+                   "OUTPUT must be on a filesystem every node sees).")
+@click.option("--address", default=None, metavar="auto|HOST:PORT",
+              help="With --engine ray: the cluster [default: RAY_ADDRESS, else a local Ray on 127.0.0.1].")
+@click.option("--num-tasks", type=int, default=None,
+              help="With --engine ray: about how many tasks to cut the inputs into [default: 4 per CPU].")
 @click.option("--force", is_flag=True, help="Replace an existing store.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--progress", is_flag=True,
@@ -45,8 +53,8 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: Backend, glob: str, field: str,
             format_: InputFormat, errors: DecodeErrors, allow_special: bool, no_eot: bool, workers: int | None,
-            num_shards: int, shard_index: int, val_fraction: float, seed: int, force: bool, quiet: bool,
-            progress: bool, as_json: bool) -> None:
+            num_shards: int, shard_index: int, val_fraction: float, seed: int, engine: Engine, address: str | None,
+            num_tasks: int | None, force: bool, quiet: bool, progress: bool, as_json: bool) -> None:
     """Tokenize INPUT... (text files, directories, .jsonl, .gz, or - for stdin) into a token store.
 
     A document is a file or a JSON Lines record. Documents are encoded as ordinary text and separated by the
@@ -58,15 +66,20 @@ def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: Back
         lmfeed prepare the-verdict.txt -o verdict.store
         lmfeed prepare corpus/ --glob '*.txt' -o corpus.store --val-fraction 0.1
         lmfeed prepare web.jsonl.gz --num-shards 8 --shard-index 3 -o shards/web.3
+        lmfeed prepare corpus/ -o corpus.store --engine ray --num-tasks 64
+
+    With --engine ray a failed run keeps its finished parts beside OUTPUT: run the same command again to go on.
     """
+    from lmfeed._api import prepare
     from lmfeed.cli import count
-    from lmfeed.store.prepare import TrainVal, prepare
+    from lmfeed.store.prepare import TrainVal
 
     result = prepare(list(inputs), output, tokenizer=tokenizer, backend=backend, glob=glob,
                      field=field, format=format_,
                      errors=errors, allow_special=allow_special, eot=not no_eot, workers=workers,
                      num_shards=num_shards, shard_index=shard_index, val_fraction=val_fraction, seed=seed,
-                     force=force, progress=not quiet and (progress or sys.stderr.isatty()))
+                     force=force, progress=not quiet and (progress or sys.stderr.isatty()), engine=engine,
+                     address=address, num_tasks=num_tasks)
     stores = list(result) if isinstance(result, TrainVal) else [result]
     if as_json:
         rows = [{"path": str(s.path), "tokens": len(s), "documents": s.num_documents, "dtype": s.metadata["dtype"],

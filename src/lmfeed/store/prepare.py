@@ -44,7 +44,8 @@ from lmfeed.text.sources import (
     iter_document_blocks,
 )
 
-__all__ = ["prepare", "TrainVal", "safe_split", "val_mask"]
+__all__ = ["prepare", "TrainVal", "check_not_empty", "safe_split", "separator_id", "store_dtype",
+           "store_metadata", "val_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -262,15 +263,8 @@ def prepare(
     seed = as_int("seed", seed, minimum=0)
     if not isinstance(field, str) or not field:
         raise ValueError(f"field must be a JSON key such as 'text', but got {field!r}.")
-    eot_id: int | None = None
-    if eot:
-        if ENDOFTEXT not in enc.special_tokens_set:
-            raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token to separate documents. "
-                             "Pass eot=False (--no-eot).")
-        eot_id = enc.encode_single_token(ENDOFTEXT)
-    elif allow_special and ENDOFTEXT not in enc.special_tokens_set:
-        raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token; allow_special has nothing to allow.")
-    dtype = "uint16" if enc.max_token_value < 2**16 else "uint32"
+    eot_id = separator_id(enc, eot=eot, allow_special=allow_special)
+    dtype = store_dtype(enc)
     files = expand_inputs(inputs, glob=glob, format=format)
     check_output(Path(out), force=force)  # fail before any work; staging_dir checks again at the end
     # loaded and self-checked here, before the pool forks, so workers inherit it and a fallback warns once
@@ -330,18 +324,10 @@ def prepare(
                 for w in writers:
                     w.close()
                 raise
-            _check_not_empty(stats.documents, writers, names, num_shards, val_fraction, files)
-            metadata = {
-                "format": FORMAT,
-                "version": FORMAT_VERSION,
-                "tokenizer": {"name": enc.name, "fingerprint": fingerprint, "n_vocab": enc.n_vocab},
-                "files": {"tokens": TOKENS, "doc_starts": DOC_STARTS},
-                "options": {"allow_special": bool(allow_special), "errors": errors, "field": field, "format": format,
-                            "glob": glob},
-                "sources": _sources(files),
-                "corpus_documents": stats.documents,
-                "shard": None if num_shards == 1 else {"num_shards": num_shards, "shard_index": shard_index},
-            }
+            check_not_empty(stats.documents, writers, names, num_shards, val_fraction, files)
+            metadata = store_metadata(enc, files, documents=stats.documents, allow_special=allow_special,
+                                      errors=errors, field=field, format=format, glob=glob,
+                                      shard=None if num_shards == 1 else (num_shards, shard_index))
             for name, w in zip(names, writers, strict=True):
                 split = {"part": name, "val_fraction": val_fraction, "seed": seed} if name else None
                 w.finish({**metadata, "split": split})
@@ -356,7 +342,46 @@ def prepare(
     return TokenStore.open(out_path, tokenizer=enc)
 
 
-def _check_not_empty(documents: int, writers: list[StoreWriter], names: list[str], num_shards: int,
+def separator_id(enc: tiktoken.Encoding, *, eot: bool, allow_special: bool) -> int | None:
+    """The id put between documents (``None`` without ``eot``), or a ValueError when the tokenizer lacks it."""
+    if eot:
+        if ENDOFTEXT not in enc.special_tokens_set:
+            raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token to separate documents. "
+                             "Pass eot=False (--no-eot).")
+        return enc.encode_single_token(ENDOFTEXT)
+    if allow_special and ENDOFTEXT not in enc.special_tokens_set:
+        raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token; allow_special has nothing to allow.")
+    return None
+
+
+def store_dtype(enc: tiktoken.Encoding) -> str:
+    """``"uint16"`` when every id of ``enc`` fits 16 bits, else ``"uint32"``."""
+    return "uint16" if enc.max_token_value < 2**16 else "uint32"
+
+
+def store_metadata(enc: tiktoken.Encoding, files: list[InputFile], *, documents: int, allow_special: bool,
+                   errors: str, field: str, format: str, glob: str,
+                   shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The ``metadata.json`` of a prepared store, without its counts and split (``StoreWriter.finish`` adds those).
+
+    One place for it, so that every way of preparing (this module, ``lmfeed.engines``) writes the same bytes.
+    """
+    from lmfeed.text.tokenizer import vocabulary_fingerprint
+
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "tokenizer": {"name": enc.name, "fingerprint": vocabulary_fingerprint(enc), "n_vocab": enc.n_vocab},
+        "files": {"tokens": TOKENS, "doc_starts": DOC_STARTS},
+        "options": {"allow_special": bool(allow_special), "errors": errors, "field": field, "format": format,
+                    "glob": glob},
+        "sources": _sources(files),
+        "corpus_documents": documents,
+        "shard": None if shard is None else {"num_shards": shard[0], "shard_index": shard[1]},
+    }
+
+
+def check_not_empty(documents: int, writers: list[StoreWriter], names: list[str], num_shards: int,
                      val_fraction: float, files: list[InputFile]) -> None:
     named = f"{', '.join(f.name for f in files[:5])}{' ...' if len(files) > 5 else ''}"
     if documents == 0:

@@ -1,0 +1,183 @@
+"""Planning and part stores without Ray: tasks cover every byte once, cut where no id changes, and the merged parts
+are the single-machine store byte for byte (the parts are written here, in this process)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from lmfeed.engines.parts import PartOptions, part_key, part_name, write_part
+from lmfeed.engines.plan import Unit, plan_tasks
+from lmfeed.engines.ray_engine import _merge, default_num_tasks, shared_filesystem_message
+from lmfeed.store.prepare import prepare
+from lmfeed.text.sources import expand_inputs
+from lmfeed.text.tokenizer import get_tokenizer, vocabulary_fingerprint
+
+STORE_FILES = ("tokens.npy", "doc_starts.npy", "metadata.json")
+
+
+def same_bytes(a: Path, b: Path) -> bool:
+    return all((a / f).read_bytes() == (b / f).read_bytes() for f in STORE_FILES)
+
+
+def options(**kw) -> PartOptions:
+    enc = get_tokenizer("gpt2")
+    base = dict(tokenizer="gpt2", fingerprint=vocabulary_fingerprint(enc), backend="tiktoken", allow_special=False,
+                errors="strict", field="text", dtype="uint16", eot_id=50256, splittable=True)
+    return PartOptions(**{**base, **kw})
+
+
+def prepare_in_parts(inputs: list[Path], out: Path, num_tasks: int, *, val_fraction: float = 0.0,
+                     errors: str = "strict") -> list:
+    """What prepare_ray does, with the tasks run one after the other here instead of on Ray workers."""
+    files = expand_inputs([str(i) for i in inputs])
+    stamps = [(f.size, 0) for f in files]
+    opts = options(errors=errors)
+    planned = plan_tasks(files, num_tasks, gpt2_pattern=True)
+    parts = out.parent / f".{out.name}.parts"
+    parts.mkdir()
+    names = []
+    for t in planned:
+        key = part_key(t, files, opts, stamps)
+        write_part(t, files, opts, str(parts), key)
+        names.append(part_name(t, key))
+    _merge(out, parts, names, get_tokenizer("gpt2"), files, allow_special=False, errors=errors, field="text",
+           format="auto", glob="*", val_fraction=val_fraction, seed=0, force=False, dtype="uint16", eot_id=50256)
+    assert not parts.exists()  # deleted once the store is in place
+    return planned
+
+
+def covered(planned, files) -> dict[int, list[tuple[int, int]]]:
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for t in planned:
+        for u in t.units:
+            spans.setdefault(u.file, []).append((u.start, files[u.file].size if u.end is None else u.end))
+    return spans
+
+
+def test_tasks_cover_every_byte_once_and_cut_at_line_starts_and_safe_points(tmp_path):
+    lines = [json.dumps({"text": f"record {i} " * (i % 7 + 1)}) + "\n" for i in range(300)]
+    (tmp_path / "a.jsonl").write_text("".join(lines))
+    (tmp_path / "b.txt").write_text("word " * 5000 + "end")
+    (tmp_path / "c.txt").write_text("tiny")
+    files = expand_inputs([str(tmp_path)])
+    for n in (1, 2, 3, 5, 17):
+        planned = plan_tasks(files, n, gpt2_pattern=True)
+        assert planned == plan_tasks(files, n, gpt2_pattern=True)  # a pure function of the files
+        assert [t.index for t in planned] == list(range(len(planned)))
+        assert len(planned) <= n + 1
+        for i, spans in covered(planned, files).items():
+            assert spans[0][0] == 0 and spans[-1][1] == files[i].size
+            # consecutive: no gap, no overlap
+            assert all(a[1] == b[0] for a, b in zip(spans[:-1], spans[1:], strict=True))
+            data = files[i].path.read_bytes()
+            for _, end in spans[:-1]:
+                if files[i].format == "jsonl":
+                    assert data[end - 1 : end] == b"\n"
+                else:
+                    assert data[end - 1 : end].isalpha() and data[end : end + 1] in (b" ", b"\n")
+    # a continuation starts every later range of a text file, never a JSON Lines one
+    units = [u for t in plan_tasks(files, 17, gpt2_pattern=True) for u in t.units]
+    assert any(u.continues for u in units)
+    assert all(u.continues == (u.start > 0 and files[u.file].format == "text") for u in units)
+
+
+def test_compressed_files_and_other_pre_tokenizers_are_planned_whole(tmp_path):
+    import gzip
+
+    (tmp_path / "a.txt.gz").write_bytes(gzip.compress(b"word " * 20000))
+    (tmp_path / "b.txt").write_text("word " * 20000)
+    files = expand_inputs([str(tmp_path)])
+    units = [u for t in plan_tasks(files, 8, gpt2_pattern=False) for u in t.units]
+    assert units == [Unit(0), Unit(1)]  # whole files, each once
+    assert len(plan_tasks(files, 8, gpt2_pattern=True)) > 2  # b.txt alone is cut under GPT-2
+
+
+def test_default_num_tasks():
+    assert default_num_tasks(100 << 20, 2) == 8  # 4 per CPU
+    assert default_num_tasks(10 << 20, 8) == 3  # but tasks of at least 4 MB
+    assert default_num_tasks(100 << 30, 2) == 400  # and at most 256 MB
+    assert default_num_tasks(0, 4) == 1
+
+
+_text = st.lists(st.sampled_from(list("ab \n\t.é😀") + ["<|endoftext|>", "  ", "\n\n", "word "]),
+                 max_size=120).map("".join)
+
+
+@settings(max_examples=25, deadline=None)
+@given(docs=st.lists(_text, min_size=1, max_size=6), big=_text, num_tasks=st.integers(1, 12),
+       val=st.sampled_from([0.0, 0.5]))
+def test_merged_parts_are_the_single_machine_store(docs, big, num_tasks, val):
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        (root / "in").mkdir()
+        (root / "in" / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n\n" for t in docs))
+        (root / "in" / "b.txt").write_text(big * 5)
+        (root / "in" / "c.txt").write_text(docs[0])
+        if val:
+            expected = root / "one.store"
+            try:
+                prepare([str(root / "in")], expected, workers=1, backend="tiktoken", val_fraction=val)
+            except ValueError:
+                return  # a split left empty: the same refusal is tested below
+        else:
+            prepare([str(root / "in")], root / "one.store", workers=1, backend="tiktoken")
+        prepare_in_parts([root / "in"], root / "parts.store", num_tasks, val_fraction=val)
+        if val:
+            for part in ("train", "val"):
+                assert same_bytes(root / "one.store" / part, root / "parts.store" / part)
+            assert (root / "one.store/split.json").read_bytes() == (root / "parts.store/split.json").read_bytes()
+        else:
+            assert same_bytes(root / "one.store", root / "parts.store")
+
+
+def test_a_part_already_written_is_kept_not_encoded_again(tmp_path):
+    (tmp_path / "a.txt").write_text("Hello world " * 1000)
+    files = expand_inputs([str(tmp_path / "a.txt")])
+    opts = options()
+    (task,) = plan_tasks(files, 1, gpt2_pattern=True)
+    key = part_key(task, files, opts, [(files[0].size, 0)])
+    first = write_part(task, files, opts, str(tmp_path), key)
+    again = write_part(task, files, opts, str(tmp_path), key)
+    assert not first.reused and again.reused and again.num_tokens == first.num_tokens
+    assert first.num_tokens == len(get_tokenizer("gpt2").encode_ordinary("Hello world " * 1000))
+    assert np.load(tmp_path / part_name(task, key) / "tokens.npy")[:2].tolist() == [15496, 995]  # "Hello world"
+    # the key names what decides the bytes: another size or modification time, another key
+    assert part_key(task, files, opts, [(files[0].size, 1)]) != key
+    assert part_key(task, files, options(errors="replace"), [(files[0].size, 0)]) != key
+
+
+def test_bad_json_inside_a_range_names_the_file_line_and_byte(tmp_path):
+    lines = [json.dumps({"text": f"record {i}"}) + "\n" for i in range(200)]
+    lines[150] = '{"text": "broken\n'
+    (tmp_path / "a.jsonl").write_text("".join(lines))
+    offset = sum(len(x) for x in lines[:150])
+    files = expand_inputs([str(tmp_path / "a.jsonl")])
+    planned = plan_tasks(files, 4, gpt2_pattern=True)
+    task = next(t for t in planned if t.units[0].start <= offset < t.units[0].end)
+    assert task.units[0].start > 0  # the record is in a later range, whose line numbers are not known up front
+    with pytest.raises(ValueError, match=r"a\.jsonl:151: not valid JSON"):
+        write_part(task, files, options(), str(tmp_path), "k")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.jsonl"]  # no part, not even a temporary one
+
+
+def test_bad_utf8_inside_a_text_range_names_the_files_byte(tmp_path):
+    data = b"word " * 4000 + b"\xff" + b" word" * 10
+    (tmp_path / "a.txt").write_bytes(data)
+    files = expand_inputs([str(tmp_path / "a.txt")])
+    last = plan_tasks(files, 4, gpt2_pattern=True)[-1]
+    assert last.units[0].start > 0
+    bad = data.index(b"\xff")
+    with pytest.raises(ValueError, match=f"a.txt: byte {bad:,} is not valid UTF-8"):
+        write_part(last, files, options(), str(tmp_path), "k")
+
+
+def test_the_shared_filesystem_message_names_the_nodes_and_the_fix():
+    message = shared_filesystem_message(["node w1 cannot see /data/.out.store.parts (the directory beside OUT)"])
+    assert "node w1 cannot see /data/.out.store.parts" in message
+    assert "every node sees" in message and "shared mount" in message
