@@ -23,6 +23,7 @@ _COMMANDS = {
     "info": "info",
     "merge": "merge",
     "export": "export",
+    "train": "train",
 }
 
 

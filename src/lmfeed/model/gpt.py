@@ -173,6 +173,13 @@ class GPT(nn.Module):
                     if module.bias is not None:
                         nn.init.zeros_(module.bias)
 
+    @property
+    def learned_positions(self) -> torch.Tensor | None:
+        """The learned ``(context_length, D)`` position table, or None for every other scheme."""
+        pe = self.embedding.position_embedding
+        weight = getattr(pe, "weight", None) if self.positional == "learned" else None
+        return weight if isinstance(weight, torch.Tensor) else None
+
     def num_parameters(self, *, non_embedding: bool = False) -> int:
         """Trainable parameters, the tied table counted once; ``non_embedding=True`` leaves out the embedding tables."""
         total = sum(p.numel() for p in self.parameters())
