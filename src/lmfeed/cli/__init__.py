@@ -24,6 +24,7 @@ _COMMANDS = {
     "merge": "merge",
     "export": "export",
     "train": "train",
+    "generate": "generate",
 }
 
 

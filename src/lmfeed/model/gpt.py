@@ -18,7 +18,6 @@ scheme added there is a GPT scheme without an edit here.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
@@ -26,7 +25,7 @@ import torch
 from torch import nn
 
 from lmfeed._validate import as_choice, as_int, as_probability
-from lmfeed.embeddings import CausalSelfAttention, InputEmbedding, positional_kinds
+from lmfeed.embeddings import CausalSelfAttention, InputEmbedding, KVCache, positional_kinds
 from lmfeed.embeddings.input import POSITIONALS as ABSOLUTE_KINDS
 
 __all__ = ["GPT", "MLP", "Block", "is_absolute"]
@@ -62,17 +61,10 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(embed_dim, num_heads, positional=positional, dropout=dropout)  # type: ignore[arg-type]
         self.ln_2 = nn.LayerNorm(embed_dim, eps=1e-5)
         self.mlp = MLP(embed_dim, dropout=dropout)
-        # document masks arrive with the "documents" work; until attention takes them, refuse them clearly
-        self._takes_documents = "document_ids" in inspect.signature(self.attn.forward).parameters
 
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor | None = None, *,
-                document_ids: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.ln_1(x)
-        if document_ids is None:
-            h = self.attn(h, position_ids)
-        else:
-            h = self.attn(h, position_ids, document_ids=document_ids)
-        x = x + h
+                document_ids: torch.Tensor | None = None, kv_cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), position_ids, document_ids=document_ids, kv_cache=kv_cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -196,6 +188,7 @@ class GPT(nn.Module):
         position_ids: torch.Tensor | None = None,
         *,
         document_ids: torch.Tensor | None = None,
+        kv_cache: list[KVCache] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for every position and, with targets, the mean next-token cross-entropy.
 
@@ -205,6 +198,10 @@ class GPT(nn.Module):
             position_ids: integer ``(T,)`` or ``(B, T)`` (default ``0 .. T-1``), passed to the embedding and to
                 every block (a loader's ``return_positions=True`` restarts them at each document).
             document_ids: integer ``(B, T)``: attention stays inside each document; passed to every block.
+            kv_cache: one :class:`~lmfeed.KVCache` per block (``[KVCache() for _ in model.blocks]``) for decoding:
+                each block attends to its cached tokens too and appends these; positions then continue from the
+                cache (``past .. past + T - 1``) unless given. ``past + T`` must stay within ``context_length`` for a
+                learned table.
 
         Returns:
             ``(logits, loss)``: logits ``(B, T, V)`` float; loss a scalar, or None without targets (nanoGPT's form).
@@ -213,12 +210,18 @@ class GPT(nn.Module):
             ValueError, TypeError: from the embedding and attention checks (bad ids, T > context_length, shapes);
                 targets whose shape is not the ids'.
         """
-        if document_ids is not None and not self.blocks[0]._takes_documents:
-            raise ValueError("document_ids needs attention with document masks, which this lmfeed version's "
-                             "CausalSelfAttention does not have yet. Leave document_ids out.")
+        caches: list[KVCache | None] = [None] * self.num_layers
+        if kv_cache is not None:
+            if not isinstance(kv_cache, (list, tuple)) or len(kv_cache) != self.num_layers:
+                raise ValueError(f"kv_cache must be a list of {self.num_layers} KVCache, one per block: "
+                                 "[KVCache() for _ in model.blocks].")
+            caches = list(kv_cache)
+            past = len(kv_cache[0])
+            if position_ids is None and past and isinstance(token_ids, torch.Tensor):
+                position_ids = torch.arange(past, past + token_ids.shape[-1], device=token_ids.device)
         x = self.embedding(token_ids, position_ids)  # (B, T, D)
-        for block in self.blocks:
-            x = block(x, position_ids, document_ids=document_ids)
+        for block, cache in zip(self.blocks, caches, strict=True):
+            x = block(x, position_ids, document_ids=document_ids, kv_cache=cache)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         if targets is None:
             return logits, None
