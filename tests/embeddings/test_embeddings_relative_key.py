@@ -51,11 +51,13 @@ def attention_written_out(attn, x, *, causal=True, position_ids=None):
 
 @pytest.mark.parametrize("key_query", [False, True])
 @pytest.mark.parametrize("max_distance", [1, 3, 50])  # 1: one shared vector; 3 < T: clipped; 50 > T: never clipped
-def test_terms_match_the_formula_bidirectional(key_query: bool, max_distance: int) -> None:
+@pytest.mark.parametrize("runs", [True, False])  # one run of positions (the relative shift) or restarts (a gather)
+def test_terms_match_the_formula_bidirectional(key_query: bool, max_distance: int, runs: bool) -> None:
     torch.manual_seed(0)
     rk = RelativeKeyPositions(8, max_distance=max_distance, key_query=key_query).double()
     q, k = torch.randn(2, 3, 7, 8, dtype=torch.float64), torch.randn(2, 3, 9, 8, dtype=torch.float64)
-    query_positions, key_positions = torch.arange(2, 9), torch.arange(9)
+    key_positions = torch.arange(9) if runs else torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 4])
+    query_positions = key_positions[2:]
     with torch.no_grad():
         got = (q @ k.transpose(-1, -2) + rk(q, k, query_positions, key_positions)) / math.sqrt(8)
         for b in range(2):

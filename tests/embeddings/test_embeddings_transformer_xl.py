@@ -81,6 +81,10 @@ def test_each_of_the_four_terms_matches_the_paper() -> None:
         # the fast path: (q + u) . k gives a + c, forward gives b + d
         torch.testing.assert_close((xl.content_query(q) @ k.transpose(-1, -2))[0], want["a"] + want["c"])
         torch.testing.assert_close(xl(q, query_positions, key_positions)[0], want["b"] + want["d"])
+        # positions that restart (no run: a gather instead of the relative shift), bidirectional
+        restarted = torch.tensor([0, 1, 2, 0, 1, 2, 3, 4, 5])
+        want = formula_terms(xl, q[0], k[0], restarted[4:], restarted)
+        torch.testing.assert_close(xl(q, restarted[4:], restarted)[0], want["b"] + want["d"])
 
 
 def test_r_is_the_sinusoid_and_not_learned() -> None:

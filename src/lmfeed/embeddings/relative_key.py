@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from lmfeed._validate import as_int
+from lmfeed.embeddings._shift import lowest_distance, runs_of_positions, skew
 
 __all__ = ["RelativeKeyPositions"]
 
@@ -119,6 +120,8 @@ class RelativeKeyPositions(nn.Module):
             key_positions = torch.arange(length_k, device=q.device)
         if query_positions is None:
             query_positions = torch.arange(length_k - length_q, length_k, device=q.device)
+        if runs_of_positions(query_positions, key_positions):
+            return self._shifted(q, k, lowest_distance(length_q, length_k, allowed))
         index = self.index(query_positions, key_positions)  # (T_q, T_k) or (B, T_q, T_k)
         if allowed is not None:
             index = index.masked_fill(~allowed, self.max_distance - 1)  # distance 0: always in use (the diagonal)
@@ -131,6 +134,19 @@ class RelativeKeyPositions(nn.Module):
             return by_query
         by_key = (k @ rows.T).gather(-1, index.transpose(-1, -2).expand(batch, heads, length_k, length_q))
         return by_query + by_key.transpose(-1, -2)  # k_j . r_{i-j}, laid out (T_q, T_k)
+
+    def _shifted(self, q: torch.Tensor, k: torch.Tensor, low: int) -> torch.Tensor:
+        """The terms when keys are one run of positions and the queries its last T_q: the relative shift."""
+        length_q, length_k = q.shape[-2], k.shape[-2]
+        reach = self.max_distance - 1
+        distances = torch.arange(length_k - 1, low - 1, -1, device=q.device)  # (R,), decreasing
+        rows = self.weight[distances.clamp(-reach, reach) + reach].to(q.dtype)  # (R, head_dim): r_{clip(d)}
+        by_query = skew(q @ rows.T, length_q - 1, length_k)  # (B, H, T_q, T_k)
+        if not self.key_query:
+            return by_query
+        # k_j . r_{i-j}: rows j, distances increasing from `low` along the columns, read back by query
+        by_key = skew(k @ rows.flip(0).T, length_k - length_q - low, length_q)  # (B, H, T_k, T_q)
+        return by_query + by_key.transpose(-1, -2)
 
     def distances(self) -> torch.Tensor:
         """The distance each row of :attr:`weight` stands for: ``-(max_distance-1) .. max_distance-1``, int64."""

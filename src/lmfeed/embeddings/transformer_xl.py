@@ -27,6 +27,7 @@ from torch import nn
 
 from lmfeed._validate import as_int
 from lmfeed.embeddings._checks import as_base
+from lmfeed.embeddings._shift import lowest_distance, runs_of_positions, skew
 
 __all__ = ["TransformerXLPositions"]
 
@@ -130,15 +131,22 @@ class TransformerXLPositions(nn.Module):
         Returns:
             ``(B, H, T_q, T_k)`` in q's dtype.
         """
+        query = q + self.v.to(q.dtype).unsqueeze(-2)  # (B, H, T_q, head_dim)
+        batch, heads, length_q, _ = q.shape
+        length_k = key_positions.shape[-1]
+        if runs_of_positions(query_positions, key_positions):
+            # the relative shift: distances T_k-1 down to the lowest in use, read back by key
+            low = lowest_distance(length_q, length_k, allowed)
+            distances = torch.arange(length_k - 1, low - 1, -1, device=q.device)  # (R,), decreasing
+            rows = self.projected(distances).to(q.dtype)  # (R, H, head_dim)
+            return skew(query @ rows.permute(1, 2, 0), length_q - 1, length_k)  # (B, H, T_q, T_k)
         distance = query_positions.to(torch.int64).unsqueeze(-1) - key_positions.to(torch.int64).unsqueeze(-2)
         if allowed is not None:
             distance = distance.masked_fill(~allowed, 0)  # distance 0 is always in use (the diagonal)
         low, high = int(distance.min()), int(distance.max())
         rows = self.projected(torch.arange(low, high + 1, device=q.device)).to(q.dtype)  # (R, H, head_dim)
-        query = q + self.v.to(q.dtype).unsqueeze(-2)  # (B, H, T_q, head_dim)
         by_distance = query @ rows.permute(1, 2, 0)  # (B, H, T_q, R)
-        batch, heads, length_q, _ = q.shape
-        index = (distance - low).unsqueeze(-3).expand(batch, heads, length_q, distance.shape[-1])
+        index = (distance - low).unsqueeze(-3).expand(batch, heads, length_q, length_k)
         return by_distance.gather(-1, index)
 
     def terms(
