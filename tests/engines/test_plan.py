@@ -177,6 +177,21 @@ def test_bad_utf8_inside_a_text_range_names_the_files_byte(tmp_path):
         write_part(last, files, options(), str(tmp_path), "k")
 
 
+def test_the_probe_reports_what_a_node_cannot_see(tmp_path):
+    from lmfeed.engines.ray_engine import _probe
+
+    marker = tmp_path / ".visible-abc"
+    marker.write_text("abc")
+    (tmp_path / "a.txt").write_text("12345")
+    assert _probe(str(marker), "abc", [(str(tmp_path / "a.txt"), 5)]) == []
+    problems = _probe(str(tmp_path / "elsewhere" / ".visible-abc"), "abc", [(str(tmp_path / "a.txt"), 4),
+                                                                           (str(tmp_path / "gone.txt"), 1)])
+    assert len(problems) == 2
+    assert problems[0].endswith(f"cannot see {tmp_path / 'elsewhere'} (the directory beside OUT)")
+    assert problems[1].endswith(f"sees input {tmp_path / 'a.txt'} with 5 bytes, not 4")
+    assert _probe(str(marker), "another run", []) != []  # a stale marker of another run is not ours
+
+
 def test_the_shared_filesystem_message_names_the_nodes_and_the_fix():
     message = shared_filesystem_message(["node w1 cannot see /data/.out.store.parts (the directory beside OUT)"])
     assert "node w1 cannot see /data/.out.store.parts" in message

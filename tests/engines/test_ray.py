@@ -8,6 +8,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.slow
 def ray_cluster():
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before ray is imported: bind 127.0.0.1 only
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    # address="local": a new instance of our own, even if another `ray start` runs on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     assert ray.nodes()[0]["NodeManagerAddress"] == "127.0.0.1"
     yield ray
     ray.shutdown()
@@ -156,6 +158,14 @@ def test_cli_engine_ray(ray_cluster, corpus, single, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"Wrote {out}: ")
     assert same_bytes(single, out)
+    result = runner.invoke(main, ["prepare", str(corpus), "-o", str(tmp_path / "bar.store"), "--engine", "ray",
+                                  "--num-tasks", "2", "--progress"])
+    assert result.exit_code == 0, result.output
+    bar = result.stderr.replace("\r", "\n").strip().splitlines()[-1]  # one bar for the whole run, on stderr
+    assert bar.startswith("prepare (ray): 100%") and "2/2" in bar and "tok/s" in bar, bar
+    encoded = int(re.search(r"([\d,]+) tokens", bar)[1].replace(",", ""))
+    assert len(lmfeed.TokenStore.open(out)) - 2 <= encoded <= len(lmfeed.TokenStore.open(out))  # all but separators
+    assert "prepare (ray)" not in result.stdout
     result = runner.invoke(main, ["prepare", str(corpus), "-o", str(tmp_path / "x"), "--engine", "ray",
                                   "--workers", "2"])
     assert result.exit_code == 1 and "Error: workers=2 counts this machine's processes" in result.output

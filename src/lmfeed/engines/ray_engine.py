@@ -120,6 +120,8 @@ def _connect(address: str | None) -> tuple[Any, bool]:
         raise ImportError("engine='ray' needs Ray: pip install 'lmfeed[ray]'.") from None
     if ray.is_initialized():
         return ray, False
+    if address is None:
+        address = os.environ.get("RAY_ADDRESS") or "local"  # "local": a new instance, never a stranger's cluster
     try:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
     except ConnectionError as exc:
@@ -181,9 +183,9 @@ def prepare_ray(
     Args:
         inputs, out, tokenizer, backend, glob, field, format, errors, allow_special, eot, val_fraction, seed, force,
             progress: as ``lmfeed.prepare``.
-        address: the Ray cluster: ``None`` (default: the one this process is connected to, ``RAY_ADDRESS``, or else
-            a new local instance on 127.0.0.1), ``"auto"`` (the cluster started on this machine by ``ray start``), or
-            ``"HOST:PORT"``.
+        address: the Ray cluster: ``None`` (default: the one this process is connected to, else ``RAY_ADDRESS``
+            as ``ray job submit`` sets it, else a new local instance listening on 127.0.0.1 only), ``"auto"`` (the
+            cluster ``ray start`` started on this machine), or ``"HOST:PORT"``.
         num_tasks: about how many tasks to cut the corpus into (default: ``default_num_tasks``).
         max_retries: how often Ray runs a task again whose worker process died (default 3). A task that fails on
             its input is not retried: the run fails with the file and offset.
