@@ -225,11 +225,13 @@ def test_positions_restart_after_every_endoftext():
     eot = get_tokenizer().eot_token
     for row, pos in zip(inputs.tolist(), positions.tolist(), strict=True):
         expected, p = [], 0
-        for j, tok in enumerate(row):
-            p = 0 if tok == eot else (p + 1 if j else 0)
+        for j, tok in enumerate(row):  # EOS style: end-of-text closes its document, the next token is position 0
+            p = 0 if j == 0 or row[j - 1] == eot else p + 1
             expected.append(p)
         assert pos == expected
     assert eot in inputs[0].tolist()
+    # "one two three" + eot are positions 0..3 of the first document, "four" opens the second at 0
+    assert positions[0].tolist()[:6] == [0, 1, 2, 3, 0, 1]
 
 
 def test_respect_documents_keeps_windows_inside_documents(reference_text):

@@ -82,15 +82,20 @@ def test_positions_restart_in_store_batches(corpus):
     _, store = corpus
     loader = create_dataloader(store.path, batch_size=16, max_length=128, stride=128, shuffle=False,
                                return_positions=True)
-    eot = store.eot_id
-    saw_restart = False
+    starts = set(store.doc_starts.tolist())
+    k, saw_restart = 0, False
     for inputs, _, positions in loader:
-        at_eot = inputs == eot
-        assert (positions[at_eot] == 0).all()
-        after = torch.zeros_like(at_eot)
-        after[:, 1:] = at_eot[:, :-1] & ~at_eot[:, 1:]
-        assert (positions[after] == 1).all()
-        saw_restart |= bool(at_eot.any())
+        for row, pos in zip(inputs.tolist(), positions.tolist()):
+            s = 128 * k  # brute force: count from the window start, back to 0 at every document start of the index
+            expected, p = [], 0
+            for j in range(len(row)):
+                p = 0 if j == 0 or s + j in starts else p + 1
+                expected.append(p)
+                saw_restart |= j > 0 and s + j in starts
+            assert pos == expected
+            # EOS style: the end-of-text token is the last of its document, never position 0 (but at a window start)
+            assert all(pos[j] > 0 for j, t in enumerate(row) if t == store.eot_id and j > 0)
+            k += 1
     assert saw_restart
 
 
@@ -110,9 +115,16 @@ def test_train_and_validation_loaders_from_a_split(corpus, tmp_path):
         create_train_val_loaders(tmp_path / "docs")
 
 
-def test_a_store_without_separators_refuses_document_mode(tmp_path):
-    (tmp_path / "a.txt").write_text("alpha beta gamma " * 40, encoding="utf-8")
-    store = prepare(tmp_path / "a.txt", tmp_path / "s", eot=False, workers=1)
-    assert isinstance(store, TokenStore) and store.eot_id is None
-    with pytest.raises(ValueError, match="--no-eot"):
-        create_dataloader(store.path, batch_size=2, max_length=8, stride=8, respect_documents=True)
+def test_a_store_without_separators_uses_its_document_index(tmp_path):
+    for name, word in (("a.txt", "alpha beta gamma "), ("b.txt", "delta epsilon ")):
+        (tmp_path / name).write_text(word * 40, encoding="utf-8")
+    store = prepare(tmp_path, tmp_path / "s", eot=False, workers=1)
+    assert isinstance(store, TokenStore) and store.eot_id is None and store.separator == "none"
+    assert store.separator_id is None and store.num_documents == 2
+    loader = create_dataloader(store.path, batch_size=2, max_length=8, stride=8, respect_documents=True,
+                               shuffle=False, drop_last=False, return_positions=True)
+    boundary = int(store.doc_starts[1])
+    for inputs, _, positions in loader:
+        assert (positions[:, 0] == 0).all()
+    starts = loader.dataset.window_starts(np.arange(len(loader.dataset)))
+    assert all(not (s < boundary < s + 9) for s in starts.tolist())  # no window (with its target) crosses

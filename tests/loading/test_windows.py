@@ -102,9 +102,12 @@ def test_bad_arguments_are_clear_errors(kwargs, error, match):
         SlidingWindowDataset(VERDICT_START, **kwargs)
 
 
-def test_restart_positions_restart_at_every_endoftext():
+def test_restart_positions_restart_after_every_endoftext():
     ids = torch.tensor([[5, 6, 50256, 7, 8, 50256], [50256, 1, 2, 3, 4, 5]])
-    assert restart_positions(ids, 50256).tolist() == [[0, 1, 0, 1, 2, 0], [0, 1, 2, 3, 4, 5]]
+    # EOS style: end-of-text is the last token of its document; the token after it is position 0
+    assert restart_positions(ids, 50256).tolist() == [[0, 1, 2, 0, 1, 2], [0, 0, 1, 2, 3, 4]]
+    # BOS style: the separator opens its document at position 0
+    assert restart_positions(ids, 50256, separator="bos").tolist() == [[0, 1, 0, 1, 2, 0], [0, 1, 2, 3, 4, 5]]
 
 
 @given(

@@ -13,7 +13,9 @@ Relative schemes act inside attention, so this is where they are used and tested
 
 Every scheme takes a :class:`KVCache` (Transformer-XL's memory, a decoder's cache) and ``document_ids``.
 ``InputEmbedding(..., positional="none")`` followed by ``CausalSelfAttention(..., positional="rope")`` is a
-complete, trainable relative-position front end.
+complete, trainable relative-position front end. With ``document_ids`` (a packed row's documents, from
+``create_dataloader(..., return_documents=True)``) each token attends only to earlier tokens of its own document
+(:mod:`lmfeed.embeddings.masks`), so a packed row computes what each document alone would.
 """
 
 from __future__ import annotations
@@ -29,17 +31,20 @@ from lmfeed.embeddings._checks import as_id_tensor, check_position_shape, check_
 from lmfeed.embeddings.alibi import ALiBiBias
 from lmfeed.embeddings.kv_cache import KVCache
 from lmfeed.embeddings.relative_key import RelativeKeyPositions
+from lmfeed.embeddings.masks import cu_seqlens_of, flex_block_mask
 from lmfeed.embeddings.rotary import RotaryEmbedding
 from lmfeed.embeddings.t5 import RelativePositionBias
 from lmfeed.embeddings.transformer_xl import TransformerXLPositions
 
-__all__ = ["CausalSelfAttention", "RelativeScheme"]
+__all__ = ["CausalSelfAttention", "Kernel", "RelativeScheme"]
 
 RelativeScheme = Literal["rope", "alibi", "t5", "relative_key", "relative_key_query", "xl"]
 # the schemes of this module, in describe.positional_kinds()'s order (a test keeps the two lists the same)
 SCHEMES: tuple[RelativeScheme | None, ...] = (None, "rope", "alibi", "t5", "relative_key", "relative_key_query", "xl")
 # schemes that read a table or an encoding by distance: positions must count up by one (or restart at 0)
 STEPPED = ("relative_key", "relative_key_query", "xl")
+Kernel = Literal["sdpa", "flex", "varlen"]
+KERNELS: tuple[str, ...] = ("sdpa", "flex", "varlen")
 
 
 class CausalSelfAttention(nn.Module):
@@ -59,6 +64,10 @@ class CausalSelfAttention(nn.Module):
         rope_base: RoPE's base (10000.0), used with ``positional="rope"``; Transformer-XL's sinusoid uses the same.
         max_distance: BERT's relative schemes clip ``|i - j|`` at ``max_distance - 1`` (default 512; table of
             ``2 * max_distance - 1`` vectors).
+        kernel: how a document mask is applied: ``"sdpa"`` (default: a boolean block-diagonal causal mask through
+            ``scaled_dot_product_attention``, any device), ``"flex"`` (FlexAttention's ``create_block_mask``; the
+            scheme's logit term as a ``score_mod``) or ``"varlen"`` (``torch.nn.attention.varlen.varlen_attn`` over the
+            flattened batch with ``cu_seqlens``: CUDA only, no bias schemes, no attention dropout).
         device: where to create the weights; ``dtype``: their dtype.
 
     Attributes:
@@ -87,6 +96,7 @@ class CausalSelfAttention(nn.Module):
         dropout: float = 0.0,
         rope_base: float = 10000.0,
         max_distance: int = 512,
+        kernel: Kernel = "sdpa",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -101,6 +111,10 @@ class CausalSelfAttention(nn.Module):
         self.head_dim = self.embed_dim // self.num_heads
         self.positional = as_choice("positional", positional, SCHEMES)
         self.dropout = as_probability("dropout", dropout)
+        self.kernel = as_choice("kernel", kernel, KERNELS)
+        if self.kernel == "varlen" and self.positional not in (None, "rope"):
+            raise ValueError(f"kernel='varlen' takes no attention bias, but positional={self.positional!r} adds one. "
+                             "Use kernel='sdpa' or 'flex' with it, or positional='rope'.")
         self.qkv = nn.Linear(self.embed_dim, 3 * self.embed_dim, device=device, dtype=dtype)
         self.out = nn.Linear(self.embed_dim, self.embed_dim, device=device, dtype=dtype)
         self.residual_dropout = nn.Dropout(self.dropout)
@@ -228,6 +242,10 @@ class CausalSelfAttention(nn.Module):
         elif self.positional == "xl":
             term = self.xl(q, query_positions, key_positions, allowed=allowed) / math.sqrt(self.head_dim)
             q = self.xl.content_query(q)  # terms a + c: (q + u) . k
+        if document_ids is not None and self.kernel != "sdpa" and not past:
+            y = self._documents_kernel(q, k, v, term, document_ids, self.dropout if self.training else 0.0)
+            y = y.transpose(1, 2).reshape(batch, length, self.embed_dim)
+            return self.residual_dropout(self.out(y))
         mask: torch.Tensor | None = None
         if term is not None and allowed is not None:  # every scheme with a term has a mask
             mask = term.to(q.dtype).masked_fill(~allowed.unsqueeze(-3), float("-inf"))
@@ -244,8 +262,40 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(batch, length, self.embed_dim)
         return self.residual_dropout(self.out(y))
 
+    def _documents_kernel(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None,
+                          document_ids: torch.Tensor, dropout: float) -> torch.Tensor:
+        """Document-masked attention through FlexAttention or a varlen kernel: ``(B, H, T, head_dim)``."""
+        batch, heads, length, head_dim = q.shape
+        if dropout:
+            raise ValueError(f"kernel={self.kernel!r} has no attention dropout, but dropout={self.dropout} is set and "
+                             "the layer is training. Use kernel='sdpa', or dropout=0.0.")
+        if self.kernel == "flex":
+            from torch.nn.attention.flex_attention import flex_attention
+
+            score_mod = None
+            if bias is not None:
+                full = bias.to(q.dtype).expand(batch, heads, length, length)
+
+                def score_mod(score: torch.Tensor, b: torch.Tensor, h: torch.Tensor, i: torch.Tensor,
+                              j: torch.Tensor) -> torch.Tensor:
+                    return score + full[b, h, i, j]
+
+            return flex_attention(q, k, v, score_mod=score_mod, block_mask=flex_block_mask(document_ids))  # type: ignore[return-value]
+        if q.device.type != "cuda":
+            raise ValueError(f"kernel='varlen' runs on CUDA only, but x is on {q.device}. Use kernel='sdpa' or 'flex'.")
+        from torch.nn.attention.varlen import varlen_attn
+
+        cu, longest = cu_seqlens_of(document_ids)
+
+        def flat(t: torch.Tensor) -> torch.Tensor:  # (B, H, T, d) -> (B * T, H, d)
+            return t.transpose(1, 2).reshape(batch * length, heads, head_dim)
+
+        y = varlen_attn(flat(q), flat(k), flat(v), cu, cu, longest, longest, window_size=(-1, 0))
+        return y.view(batch, length, heads, head_dim).transpose(1, 2)  # type: ignore[union-attr]
+
     def extra_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, positional={self.positional!r}"
+        kernel = f", kernel={self.kernel!r}" if self.kernel != "sdpa" else ""
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, positional={self.positional!r}{kernel}"
 
 
 def _check_document_shape(document_ids: torch.Tensor, length: int, batch: int, what: str) -> None:

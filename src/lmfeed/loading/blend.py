@@ -5,22 +5,27 @@ block b of 4,096 draws is keyed by (epoch seed, b), as for random offsets). The 
 source's window ``perm_k[j mod n_k]``, where ``perm_k`` is a shuffle of the source's n_k windows keyed by (epoch
 seed, k, j // n_k): a source is read without repeats until all its windows have been used, then reshuffled. So a
 small, heavily weighted source repeats (is up-sampled) and a large, lightly weighted one is not read to its end.
+A source read with ``sampling="random"`` has no windows to permute: its j-th draw is a uniformly random offset
+from a counter-based stream keyed by (epoch seed, k, j // 4,096), like a single source's random offsets.
+Sources may be sliding windows, document-safe windows, random offsets or packed rows (:mod:`lmfeed.loading.parts`).
 
 Every choice is a function of (seed, epoch, position), so ranks share one global order as for plain windows, and
 a resumed loader recomputes where each source stands by replaying the draws up to its position (cheap: numpy,
-4,096 draws at a time), from counters alone.
+4,096 draws at a time), from counters alone. A batch's positions are mapped a block at a time with numpy (no
+Python loop per window), and each source fills its rows of the batch with one gather.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lmfeed.loading.batch import WindowBatch, stack_batches
 from lmfeed.loading.sampler import _BLOCK, block_rng, epoch_seed_for, shuffled_order
-from lmfeed.loading.windows import SlidingWindowDataset, WindowBatch
 
 __all__ = ["MixtureDataset", "MixtureOrder", "normalized_weights"]
 
@@ -47,11 +52,13 @@ class MixtureOrder:
 
     needs_seed = True
 
-    def __init__(self, sizes: Sequence[int], weights: np.ndarray, num_samples: int, *, shuffle: bool = True) -> None:
+    def __init__(self, sizes: Sequence[int], weights: np.ndarray, num_samples: int, *, shuffle: bool = True,
+                 random: Sequence[bool] | None = None) -> None:
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.weights = weights
         self.num_items = num_samples
         self.shuffle = shuffle
+        self.random = [False] * len(self.sizes) if random is None else [bool(r) for r in random]
 
     def for_epoch(self, epoch_seed: int | None) -> Callable[[np.ndarray], np.ndarray]:
         assert epoch_seed is not None  # needs_seed: WindowBatchSampler.resolve_epoch_seed always gives one
@@ -90,59 +97,83 @@ class _Cursor:
                 rank[where] = np.arange(len(where))
             self.rank_in_source = rank
 
-    def _window(self, source: int, draw: int) -> int:
-        n = int(self.order.sizes[source])
-        cycle, j = divmod(draw, n)
-        if not self.order.shuffle:
-            return j
+    def _perm(self, source: int, cycle: int) -> np.ndarray:
         key = (source, cycle)
         perm = self.perms.get(key)
         if perm is None:
+            n = int(self.order.sizes[source])
             order = shuffled_order(n, epoch_seed_for(self.epoch_seed & (2**62 - 1), source * 1_000_003 + cycle))
             perm = order.numpy()
             if len(self.perms) > 2 * len(self.order.sizes):
                 self.perms.clear()
             self.perms[key] = perm
-        return int(perm[j])
+        return perm
+
+    def _offsets(self, source: int, block: int) -> np.ndarray:
+        key = (-1 - source, block)  # negative keys: random offsets, apart from the permutations
+        values = self.perms.get(key)
+        if values is None:
+            seed = np.random.SeedSequence([self.epoch_seed & (2**63 - 1), 1 + source, block])
+            values = np.random.Generator(np.random.PCG64(seed)).integers(
+                0, int(self.order.sizes[source]), size=_BLOCK, dtype=np.int64)
+            if len(self.perms) > 2 * len(self.order.sizes):
+                self.perms.clear()
+            self.perms[key] = values
+        return values
+
+    def _windows(self, source: int, draws: np.ndarray) -> np.ndarray:
+        """The items of source ``source`` for its draws ``draws`` (ascending within a block)."""
+        n = int(self.order.sizes[source])
+        out = np.empty(len(draws), dtype=np.int64)
+        if self.order.random[source]:
+            blocks = draws // _BLOCK
+            for block in np.unique(blocks).tolist():
+                mask = blocks == block
+                out[mask] = self._offsets(source, block)[draws[mask] % _BLOCK]
+            return out
+        if not self.order.shuffle:
+            return draws % n
+        cycles = draws // n
+        for cycle in np.unique(cycles).tolist():
+            mask = cycles == cycle
+            out[mask] = self._perm(source, cycle)[draws[mask] % n]
+        return out
 
     def items(self, positions: np.ndarray) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
         rows = np.empty((len(positions), 2), dtype=np.int64)
-        for i, p in enumerate(positions.tolist()):
-            block, offset = divmod(p, _BLOCK)
+        blocks = positions // _BLOCK
+        for block in np.unique(blocks).tolist():  # a batch spans one or two blocks of 4,096 positions
             self._advance_to(block)
-            source = int(self.choices[offset])
-            draw = int(self.counts_before[source] + self.rank_in_source[offset])
-            rows[i] = (source, self._window(source, draw))
+            mask = blocks == block
+            offset = positions[mask] % _BLOCK
+            sources = self.choices[offset]
+            draws = self.counts_before[sources] + self.rank_in_source[offset]
+            found = np.empty(len(offset), dtype=np.int64)
+            for k in np.unique(sources).tolist():
+                here = sources == k
+                found[here] = self._windows(k, draws[here])
+            rows[mask, 0], rows[mask, 1] = sources, found
         return rows
 
 
 class MixtureDataset(Dataset):
-    """The windows of several sources; items are addressed by ``(source, window)`` rows."""
+    """The items of several sources (windows, offsets or packed rows); addressed by ``(source, item)`` rows."""
 
-    def __init__(self, sources: Sequence[SlidingWindowDataset], names: Sequence[str]) -> None:
+    def __init__(self, sources: Sequence[Any], names: Sequence[str]) -> None:
         self.sources = list(sources)
         self.names = list(names)
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self.sources)
+        return sum(len(s) for s in self.sources)  # type: ignore[arg-type, misc]
 
     def __getitems__(self, rows: np.ndarray) -> WindowBatch:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
-        parts = {}
-        for k in np.unique(rows[:, 0]):
-            mask = rows[:, 0] == k
-            parts[int(k)] = (mask, self.sources[int(k)].__getitems__(rows[mask, 1]))
-        first = next(iter(parts.values()))[1]
-        shape = (len(rows), first.inputs.shape[1])
-        inputs, targets = torch.empty(shape, dtype=torch.int64), torch.empty(shape, dtype=torch.int64)
-        positions = torch.empty(shape, dtype=torch.int64) if first.position_ids is not None else None
-        for mask, batch in parts.values():
-            index = torch.from_numpy(np.flatnonzero(mask))
-            inputs[index], targets[index] = batch.inputs, batch.targets
-            if positions is not None:
-                assert batch.position_ids is not None  # every source is built with the same return_positions
-                positions[index] = batch.position_ids
-        return WindowBatch(inputs, targets, positions)
+        parts = []
+        for k in np.unique(rows[:, 0]).tolist():  # one gather per source
+            index = np.flatnonzero(rows[:, 0] == k)
+            parts.append((torch.from_numpy(index), self.sources[k].__getitems__(rows[index, 1])))
+        return stack_batches(parts, len(rows))
 
     def __getitem__(self, row: Sequence[int]) -> tuple[torch.Tensor, ...]:
         return self.__getitems__(np.asarray([row]))[0]

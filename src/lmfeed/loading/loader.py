@@ -23,9 +23,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from lmfeed._validate import as_choice, as_int
+from lmfeed.loading.batch import WindowBatch
+from lmfeed.loading.parts import LoaderOptions, OffsetDataset, Part, build_part
 from lmfeed.loading.sampler import RandomOffsets, WindowBatchSampler, WindowOrder
-from lmfeed.loading.stream import load_token_ids
-from lmfeed.loading.windows import DocumentOffsets, SlidingWindowDataset, WindowBatch, document_window_starts
 
 __all__ = ["WindowLoader", "create_dataloader", "create_train_val_loaders"]
 
@@ -37,7 +37,7 @@ _STATE_VERSION = 1
 def collate_windows(data: Any) -> Any:
     """Take a :class:`WindowBatch` as it is (already stacked); anything else goes to torch's ``default_collate``."""
     if isinstance(data, WindowBatch):
-        return list(data.tensors())  # a list, as default_collate returns for (input, target) pairs
+        return data.collated()  # a list, as default_collate returns for (input, target) pairs, or a DocumentBatch
     return default_collate(data)
 
 
@@ -49,28 +49,7 @@ class _BatchedDataset(Protocol):
     def __getitems__(self, items: np.ndarray) -> WindowBatch: ...
 
 
-class _OffsetDataset(Dataset):
-    """The windows of a :class:`SlidingWindowDataset`, addressed by token offset instead of window index; with
-    ``document_offsets``, by the number of a document-safe offset (:class:`~lmfeed.loading.windows.DocumentOffsets`)."""
-
-    def __init__(self, windows: SlidingWindowDataset, num_samples: int,
-                 document_offsets: DocumentOffsets | None = None) -> None:
-        self.windows = windows
-        self.num_samples = num_samples
-        self.document_offsets = document_offsets
-        self.dropped_tokens = getattr(windows, "dropped_tokens", 0)  # as on the windows, for respect_documents
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitems__(self, offsets: np.ndarray) -> WindowBatch:
-        offsets = np.asarray(offsets, dtype=np.int64)
-        if self.document_offsets is not None:
-            offsets = self.document_offsets.offsets(offsets)
-        return self.windows.gather(offsets)
-
-    def __getitem__(self, offset: int) -> tuple[torch.Tensor, ...]:
-        return self.__getitems__(np.array([offset]))[0]
+_OffsetDataset = OffsetDataset  # the name before parts.py
 
 
 class WindowLoader(DataLoader):
@@ -116,6 +95,31 @@ class WindowLoader(DataLoader):
         """Start the next pass at the beginning of ``epoch`` (as ``DistributedSampler.set_epoch``)."""
         self._epoch = as_int("epoch", epoch, minimum=0)
         self._position, self._epoch_seed, self._resume = 0, None, False
+
+    # -- packing --------------------------------------------------------------------------------------------
+    def _packed(self) -> list[Any]:
+        sources = getattr(self.dataset, "sources", [self.dataset])
+        return [d for d in sources if hasattr(d, "padding_fraction")]
+
+    @property
+    def pad_id(self) -> int | None:
+        """The id in padding slots of packed rows (their targets are -100); None when nothing is packed."""
+        packed = self._packed()
+        return packed[0].pad_id if packed else None
+
+    @property
+    def padding_fraction(self) -> float:
+        """Padding slots over all slots of the packed rows (0.0 without packing)."""
+        packed = self._packed()
+        slots = sum(len(d) * (d.max_length + 1) for d in packed)
+        return sum(d.packing.padding_slots for d in packed) / slots if slots else 0.0
+
+    @property
+    def cropped_fraction(self) -> float:
+        """Document tokens left out by packing over all document tokens (0.0 without packing)."""
+        packed = self._packed()
+        tokens = sum(d.packing.document_tokens for d in packed)
+        return sum(d.packing.cropped_tokens for d in packed) / tokens if tokens else 0.0
 
     # -- resume -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -238,6 +242,11 @@ def create_dataloader(
     world_size: int | None = None,
     respect_documents: bool = False,
     return_positions: bool = False,
+    return_documents: bool = False,
+    ignore_cross_document_targets: bool = False,
+    packing: Literal["best_fit", "crop"] | None = None,
+    long_documents: Literal["split", "crop"] = "split",
+    pad_id: int | None = None,
     pin_memory: bool = False,
     persistent_workers: bool = False,
 ) -> WindowLoader:
@@ -266,10 +275,24 @@ def create_dataloader(
             token offsets per epoch, like nanoGPT's ``get_batch``).
         num_samples: windows per epoch for ``sampling="random"`` and for a mapping of sources.
         rank, world_size: this process's share; by default taken from an initialised ``torch.distributed``.
-        respect_documents: windows never cross an end-of-text token (documents shorter than ``max_length + 1``
-            tokens, separator included, give no window; see ``loader.dataset.dropped_tokens``); with
-            ``sampling="random"``, offsets are drawn uniformly among those whose window stays inside one document.
-        return_positions: batches get a third tensor, ``position_ids`` (B, T), restarting at 0 at every end-of-text.
+        respect_documents: windows never cross a document boundary (documents shorter than ``max_length + 1``
+            tokens, separator included, give no window: a warning says how many tokens, and
+            ``loader.dataset.dropped_tokens`` counts them; ``packing`` trains on them); with ``sampling="random"``,
+            offsets are drawn uniformly among those whose window stays inside one document.
+        return_positions: batches get a third tensor, ``position_ids`` (B, T): 0 at the first token of every
+            document (:mod:`lmfeed.loading.documents`: with end-of-text after each document, the token after it).
+        return_documents: batches are :class:`~lmfeed.loading.batch.DocumentBatch` named tuples
+            ``(inputs, targets, position_ids, document_ids, cu_seqlens, max_seqlen)``, for attention that stays
+            inside documents (``CausalSelfAttention(..., document_ids=)``, varlen kernels).
+        ignore_cross_document_targets: the target that is the next document's first token is -100 (ignored by
+            ``cross_entropy``), as Megatron's ``eod_mask_loss``.
+        packing: ``"best_fit"`` (whole documents packed into rows of ``max_length + 1`` tokens, best-fit
+            decreasing; every token once per epoch) or ``"crop"`` (nanochat's rows that each start at a document
+            start and are filled, cropping); see :mod:`lmfeed.loading.packing`. Rows replace windows (``stride`` is
+            not used); padding is ``pad_id`` with target -100; ``loader.padding_fraction``, ``cropped_fraction``.
+        long_documents: with ``packing="best_fit"``, ``"split"`` (default) cuts a document longer than a row into
+            row-sized pieces; ``"crop"`` keeps its first ``max_length + 1`` tokens.
+        pad_id: the id of padding slots (default: the separator id, else 0); ``loader.pad_id`` reports it.
         pin_memory, persistent_workers: as in ``DataLoader``.
 
     Returns:
@@ -296,36 +319,18 @@ def create_dataloader(
     backend = as_choice("backend", backend, ("auto", "tiktoken", "fastokens"))
     rank, world_size = _distributed_defaults(rank, world_size)
 
-    document_offsets: DocumentOffsets | None = None  # random offsets that keep inside documents
-
-    def windows_of(one: Any) -> SlidingWindowDataset:
-        nonlocal document_offsets
-        ids, info = load_token_ids(one, tokenizer=tokenizer, need_eot=respect_documents or return_positions,
-                                   backend=backend)
-        starts, dropped = None, 0
-        if respect_documents:
-            if info["eot_id"] is None:
-                raise ValueError("respect_documents=True needs documents separated by end-of-text; this store has "
-                                 "none (it was prepared with --no-eot).")
-            if sampling == "random":
-                document_offsets = DocumentOffsets(ids, max_length, eot_id=info["eot_id"],
-                                                   doc_starts=info["doc_starts"])
-                dropped = document_offsets.dropped_tokens
-            else:
-                starts, dropped = document_window_starts(ids, max_length, stride, eot_id=info["eot_id"],
-                                                         doc_starts=info["doc_starts"])
-        try:
-            windows = SlidingWindowDataset(ids, max_length, stride, starts=starts, eot_id=info["eot_id"],
-                                           return_positions=return_positions, reopen=info["reopen"])
-        except ValueError as error:
-            if _names_a_path(one):
-                raise ValueError(f"{_PATH_HINT.format(one)} ({error})") from None
-            raise
-        if respect_documents:
-            windows.dropped_tokens = dropped
-            logger.info("respect_documents: %s windows; %s tokens in documents too short for one window",
-                        f"{len(windows):,}", f"{dropped:,}")
-        return windows
+    packing = as_choice("packing", packing, (None, "best_fit", "crop"))  # type: ignore[assignment, arg-type]
+    long_documents = as_choice("long_documents", long_documents, ("split", "crop"))  # type: ignore[assignment]
+    if pad_id is not None:
+        pad_id = as_int("pad_id", pad_id, minimum=0)
+    if packing is not None and sampling == "random" and not isinstance(source, Mapping):
+        raise ValueError(f"packing={packing!r} serves packed rows, each once per epoch; sampling='random' draws "
+                         "windows at random offsets. Pass one of them.")
+    options = LoaderOptions(max_length=max_length, stride=stride, tokenizer=tokenizer, backend=backend,
+                            sampling=sampling, respect_documents=bool(respect_documents),
+                            return_positions=bool(return_positions), return_documents=bool(return_documents),
+                            ignore_cross_document_targets=bool(ignore_cross_document_targets), packing=packing,
+                            long_documents=long_documents, pad_id=pad_id)
 
     order: Any
     if isinstance(source, Mapping):
@@ -334,35 +339,37 @@ def create_dataloader(
         if not source:
             raise ValueError("The mapping of sources to weights is empty. "
                              "Pass e.g. {Path('web'): 0.7, Path('code'): 0.3}.")
-        if sampling != "windows":
-            raise ValueError("sampling='random' is for one source; a mapping of sources already draws at random.")
+        if sampling == "random" and num_samples is None:
+            raise ValueError("sampling='random' needs num_samples, "
+                             "the windows per epoch (e.g. num_samples=10_000).")
         names = [str(k) for k in source]
         weights = normalized_weights(list(source.values()), names)
-        parts = [windows_of(Path(k) if isinstance(k, str) else k) for k in source]
-        mixture = MixtureDataset(parts, names)
-        dataset: Dataset = mixture
+        parts = [build_part(Path(k) if isinstance(k, str) else k, options, name=repr(n),
+                            num_samples=num_samples or 0) for k, n in zip(source, names, strict=True)]
+        dataset: Dataset = MixtureDataset([p.dataset for p in parts], names)
         if num_samples is None:
-            num_samples = len(mixture)  # an epoch draws as many windows as all sources hold together
+            num_samples = sum(p.size for p in parts)  # an epoch draws as many windows as all sources hold together
         num_samples = as_int("num_samples", num_samples, minimum=1)
-        order = MixtureOrder([len(p) for p in parts], weights, num_samples, shuffle=bool(shuffle))
-        windows = parts[0]
+        order = MixtureOrder([p.size for p in parts], weights, num_samples, shuffle=bool(shuffle),
+                             random=[p.random for p in parts])
+        num_tokens = parts[0].num_tokens
     else:
-        windows = windows_of(source)
         if sampling == "random":
             if num_samples is None:
                 raise ValueError("sampling='random' needs num_samples, "
                                  "the windows per epoch (e.g. num_samples=10_000).")
             num_samples = as_int("num_samples", num_samples, minimum=1)
-            dataset = _OffsetDataset(windows, num_samples, document_offsets)
-            if document_offsets is not None and len(document_offsets) == 0:
-                raise ValueError(
-                    f"respect_documents=True with max_length={max_length}: no document is longer than {max_length} "
-                    "tokens, so no window fits inside one. Lower max_length, or pass respect_documents=False."
-                )
-            high = len(document_offsets) if document_offsets is not None else windows.num_tokens - max_length
-            order = RandomOffsets(num_samples, high=high)
+        try:
+            part: Part = build_part(source, options, num_samples=num_samples or 0)
+        except ValueError as error:
+            if _names_a_path(source):
+                raise ValueError(f"{_PATH_HINT.format(source)} ({error})") from None
+            raise
+        dataset, num_tokens = part.dataset, part.num_tokens
+        if sampling == "random":
+            order = RandomOffsets(int(num_samples), high=part.size)  # type: ignore[arg-type]
         else:
-            dataset, order = windows, WindowOrder(len(windows), shuffle=bool(shuffle))
+            order = WindowOrder(part.size, shuffle=bool(shuffle))
     num_items = order.num_items
     if world_size > 1 and order.needs_seed and seed is None:
         # every rank must draw the same order; their global RNGs need not agree, so use DistributedSampler's 0
@@ -372,12 +379,12 @@ def create_dataloader(
                                  world_size=world_size)
     if len(sampler) == 0:
         if _names_a_path(source):
-            raise ValueError(f"{_PATH_HINT.format(source)} ({windows.num_tokens:,} tokens of text, too few for one "
+            raise ValueError(f"{_PATH_HINT.format(source)} ({num_tokens:,} tokens of text, too few for one "
                              f"batch of {batch_size})")
         share = f" per rank ({world_size} ranks)" if world_size > 1 else ""
         raise ValueError(
             f"batch_size={batch_size} with drop_last=True needs at least {batch_size} windows{share}, but "
-            f"max_length={max_length}, stride={stride} cut {num_items:,} from {windows.num_tokens:,} tokens. "
+            f"max_length={max_length}, stride={stride} cut {num_items:,} from {num_tokens:,} tokens. "
             "Lower batch_size, max_length or stride, pass drop_last=False, or add text."
         )
     return WindowLoader(dataset, sampler, num_workers=num_workers, pin_memory=pin_memory,

@@ -26,7 +26,8 @@ _FAST_TEXT_CHARS = 4 << 20
 
 def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = True,
                    backend: Backend = "auto") -> tuple[np.ndarray, dict[str, Any]]:
-    """The 1-D token stream of ``source`` and what is known about it (``eot_id``, ``doc_starts``, ``reopen``).
+    """The 1-D token stream of ``source`` and what is known about it (``eot_id``, ``doc_starts``, ``reopen``, and how
+    documents are marked: ``separator`` ``"eos"``/``"bos"``/``"none"`` with its ``separator_id``).
 
     ``source``: raw text (``str``), a text file path, a token store or its directory, or integer ids.
     Raw text and text files are one text encoded with ``allowed_special={"<|endoftext|>"}``, as the seed does.
@@ -48,6 +49,7 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
         store = source
         _check_store_tokenizer(store, tokenizer)
         return store.tokens, {"eot_id": store.eot_id, "doc_starts": store.doc_starts,
+                              "separator": store.separator, "separator_id": store.separator_id,
                               "reopen": StoreReopener(store)}
     if isinstance(source, str):
         enc = resolve_tokenizer(tokenizer)
@@ -56,12 +58,14 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
         ids, _ = batch_encoder(backend, enc, allow_special=True)([source])  # (N,) uint32
         if len(ids) == 0 or int(ids.max()) < 2**16:
             ids = ids.astype(np.uint16)  # as as_token_array stores a list of GPT-2 ids
-        return as_token_array(ids), {"eot_id": enc.eot_token, "doc_starts": None, "reopen": None}
+        return as_token_array(ids), {"eot_id": enc.eot_token, "doc_starts": None, "reopen": None,
+                                     "separator": "eos", "separator_id": enc.eot_token}
     if isinstance(source, bytes):
         raise TypeError("source is bytes; decode it first (data.decode('utf-8')) or pass a file path.")
     ids = as_token_array(source, name="source")
     eot = resolve_tokenizer(tokenizer).eot_token if need_eot else None
-    return ids, {"eot_id": eot, "doc_starts": None, "reopen": None}
+    return ids, {"eot_id": eot, "doc_starts": None, "reopen": None, "separator": "eos" if need_eot else "none",
+                 "separator_id": eot}
 
 
 def _check_store_tokenizer(store: Any, tokenizer: Any) -> None:

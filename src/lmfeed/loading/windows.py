@@ -31,6 +31,15 @@ import torch
 from torch.utils.data import Dataset
 
 from lmfeed._validate import as_int
+from lmfeed.loading.batch import WindowBatch
+from lmfeed.loading.documents import (
+    IGNORE_INDEX,
+    Separator,
+    document_spans,
+    documents_from_starts,
+    starts_from_index,
+    starts_from_tokens,
+)
 
 __all__ = ["SlidingWindowDataset", "WindowBatch", "as_token_array", "document_window_starts", "num_windows",
            "restart_positions"]
@@ -107,31 +116,6 @@ def as_token_array(token_ids: Any, *, name: str = "token_ids") -> np.ndarray:
     return array
 
 
-class WindowBatch(Sequence):
-    """A batch from :meth:`SlidingWindowDataset.__getitems__`: the stacked tensors, which lmfeed's collate takes as
-    they are, seen by any other collate function as the usual sequence of ``(input, target)`` pairs (built only
-    when asked for, so the fast path pays nothing for them).
-    """
-
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, position_ids: torch.Tensor | None = None):
-        self.inputs = inputs
-        self.targets = targets
-        self.position_ids = position_ids
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        if self.position_ids is None:
-            return self.inputs, self.targets
-        return self.inputs, self.targets, self.position_ids
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, i):  # noqa: ANN001, ANN204 - Sequence protocol: an int or a slice
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        return tuple(t[i] for t in self.tensors())
-
-
 class SlidingWindowDataset(Dataset):
     """The (input, target) windows of a token stream, exactly as the seed's ``GPTDatasetV1`` cuts them.
 
@@ -142,12 +126,20 @@ class SlidingWindowDataset(Dataset):
         stride: distance between window starts, S. At least 1; ``stride > max_length`` skips tokens.
         starts: optional explicit window start positions (int64, each with s + L < N) instead of ``k * stride``;
             used for windows that respect document boundaries. Windows are then ``starts[k]``.
-        eot_id: the end-of-text id; needed only for ``return_positions``.
-        return_positions: also return ``position_ids`` that restart at 0 at every end-of-text token.
+        eot_id: the separator id (GPT-2's end-of-text, 50256); the same as ``separator_id``.
+        separator: how the stream marks documents: ``"eos"`` (default), ``"bos"`` or ``"none"``
+            (:mod:`lmfeed.loading.documents`).
+        separator_id: the separator's id (default: ``eot_id``).
+        doc_starts: a store's document index; when given it decides the boundaries, not the tokens.
+        return_positions: also return ``position_ids`` ``(max_length,)``: 0 at the first token of every document.
+        return_documents: also return ``document_ids``, and collate as a :class:`~lmfeed.loading.batch.DocumentBatch`.
+        ignore_cross_document_targets: set to -100 the target that is the first token of the next document
+            (Megatron's ``eod_mask_loss``).
         reopen: for memory-mapped ids, a function that opens the map again (see the module notes); lmfeed's
             stores pass one.
 
-    Items are ``(input, target)`` int64 tensors of shape ``(max_length,)`` (plus ``position_ids`` when asked).
+    Items are ``(input, target)`` int64 tensors of shape ``(max_length,)`` (plus ``position_ids`` and
+    ``document_ids`` when asked).
     ``len(dataset)`` is ``num_windows(N, max_length, stride)``.
 
     Raises:
@@ -171,7 +163,12 @@ class SlidingWindowDataset(Dataset):
         *,
         starts: np.ndarray | None = None,
         eot_id: int | None = None,
+        separator: Separator = "eos",
+        separator_id: int | None = None,
+        doc_starts: np.ndarray | None = None,
         return_positions: bool = False,
+        return_documents: bool = False,
+        ignore_cross_document_targets: bool = False,
         reopen: Callable[[], np.ndarray] | None = None,
     ) -> None:
         self.max_length = as_int("max_length", max_length, minimum=1)
@@ -183,10 +180,18 @@ class SlidingWindowDataset(Dataset):
                 f"max_length={self.max_length} needs at least {needed:,} tokens (the inputs plus one target), "
                 f"but the text has {len(ids):,}. Lower max_length or add text."
             )
-        if return_positions and eot_id is None:
-            raise ValueError("return_positions=True needs eot_id, the end-of-text id positions restart at.")
         self.eot_id = eot_id
+        self.separator = separator
+        self.separator_id = eot_id if separator_id is None else separator_id
+        self.doc_starts = None if doc_starts is None else np.asarray(doc_starts, dtype=np.int64)
+        needs = [name for name, on in (("return_positions", return_positions), ("return_documents", return_documents),
+                                       ("ignore_cross_document_targets", ignore_cross_document_targets)) if on]
+        if needs and self.doc_starts is None and separator != "none" and self.separator_id is None:
+            raise ValueError(f"{needs[0]}=True needs the separator id documents are marked with (eot_id=50256 for "
+                             "GPT-2), or a store's document index (doc_starts).")
         self.return_positions = return_positions
+        self.return_documents = return_documents
+        self.ignore_cross_document_targets = ignore_cross_document_targets
         self._starts = None if starts is None else np.asarray(starts, dtype=np.int64)
         if self._starts is not None and self._starts.size and int(self._starts.max()) + needed > len(ids):
             raise ValueError("starts must satisfy s + max_length < len(token_ids) for every window.")
@@ -228,17 +233,28 @@ class SlidingWindowDataset(Dataset):
     def gather(self, starts: np.ndarray) -> WindowBatch:
         """The windows starting at token offsets ``starts`` (B,): inputs and targets ``(B, max_length)`` int64."""
         chunk = self._all_windows[starts]  # (B, L + 1): the only copy, in the stored dtype
-        inputs = torch.from_numpy(chunk[:, :-1].astype(np.int64))
-        targets = torch.from_numpy(chunk[:, 1:].astype(np.int64))
-        positions = None
-        if self.return_positions:
-            assert self.eot_id is not None  # __init__ refuses return_positions without eot_id
-            positions = restart_positions(inputs, self.eot_id)
+        full = torch.from_numpy(chunk.astype(np.int64))
+        inputs, targets = full[:, :-1], full[:, 1:]
+        positions = documents = None
+        if self.return_positions or self.return_documents or self.ignore_cross_document_targets:
+            begins = self.document_starts(starts, full)  # (B, L + 1): covers the last target too
+            documents, positions = documents_from_starts(begins[:, :-1])
+            if self.ignore_cross_document_targets:
+                targets = targets.clone()
+                targets[begins[:, 1:]] = IGNORE_INDEX  # predicting the next document's first token
         if self._reopen is not None:
             self._gathered_bytes += chunk.nbytes
             if self._gathered_bytes > _REOPEN_AFTER_BYTES:
                 self._set_ids(self._reopen())
-        return WindowBatch(inputs, targets, positions)
+        return WindowBatch(inputs, targets, positions if self.return_positions or self.return_documents else None,
+                           documents if self.return_documents else None, documents=self.return_documents)
+
+    def document_starts(self, starts: np.ndarray, rows: torch.Tensor) -> torch.Tensor:
+        """``(B, L + 1)`` bool, True where a document begins in the windows at ``starts`` (their ``rows``): from the
+        store's index when there is one, else from the separator tokens (:mod:`lmfeed.loading.documents`)."""
+        if self.doc_starts is not None:
+            return starts_from_index(starts, rows.shape[1], self.doc_starts)
+        return starts_from_tokens(rows, separator=self.separator, separator_id=self.separator_id)  # type: ignore[arg-type]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -259,21 +275,22 @@ class SlidingWindowDataset(Dataset):
         )
 
 
-def restart_positions(token_ids: torch.Tensor, eot_id: int) -> torch.Tensor:
-    """Position ids ``(B, T)`` that count 0, 1, 2, ... from the window start and restart at 0 at every end-of-text
-    token (the end-of-text token itself gets 0: it opens the next document, as GPT-2 uses it).
+def restart_positions(token_ids: torch.Tensor, eot_id: int, *, separator: Separator = "eos") -> torch.Tensor:
+    """Position ids ``(B, T)``: 0 at the first token of every document (and of the row), counting up inside it.
+
+    EOS style (default): the separator is the last token of the document it closes, so the token *after* it gets 0;
+    BOS style: the separator itself gets 0 (see :mod:`lmfeed.loading.documents`).
 
     Example:
         >>> restart_positions(torch.tensor([[11, 12, 50256, 13, 14]]), 50256).tolist()
-        [[0, 1, 0, 1, 2]]
+        [[0, 1, 2, 0, 1]]
     """
-    steps = torch.arange(token_ids.shape[-1]).expand_as(token_ids)
-    resets = torch.where(token_ids == eot_id, steps, torch.zeros_like(steps))
-    return steps - resets.cummax(dim=-1).values
+    return documents_from_starts(starts_from_tokens(token_ids, separator=separator, separator_id=eot_id))[1]
 
 
 def document_window_starts(
-    token_ids: np.ndarray, max_length: int, stride: int, *, eot_id: int, doc_starts: np.ndarray | None = None
+    token_ids: np.ndarray, max_length: int, stride: int, *, eot_id: int | None, doc_starts: np.ndarray | None = None,
+    separator: Separator = "eos",
 ) -> tuple[np.ndarray, int]:
     """Window starts that keep every window inside one document: ``(starts, dropped_tokens)``.
 
@@ -281,7 +298,8 @@ def document_window_starts(
     target may be the end-of-text token (the model learns where documents end) but no input crosses into the next
     document. Inside a document windows start every ``stride`` tokens, as in the plain stream. Documents shorter
     than ``max_length + 1`` tokens give no window (they are skipped, not packed); ``dropped_tokens`` counts them.
-    Without ``doc_starts`` (a store's index), documents are found by scanning for ``eot_id``.
+    Without ``doc_starts`` (a store's index), documents are found by scanning for ``eot_id`` (the separator id; with
+    ``separator="bos"`` it opens each document, and its span starts there).
 
     Example:
         >>> ids = np.array([1, 2, 3, 4, 5, 50256, 6, 7, 50256, 8, 9, 10, 11, 12])
@@ -289,7 +307,7 @@ def document_window_starts(
         >>> starts.tolist(), dropped  # documents of 6, 3 and 5 tokens: the 3-token one is too short
         ([0, 2, 9], 3)
     """
-    doc_starts, lengths = _document_spans(token_ids, eot_id, doc_starts)
+    doc_starts, lengths = document_spans(token_ids, separator=separator, separator_id=eot_id, doc_starts=doc_starts)
     counts = np.where(lengths > max_length, (lengths - max_length - 1) // stride + 1, 0)
     dropped = int(lengths[counts == 0].sum())
     first = np.repeat(doc_starts, counts)
@@ -311,9 +329,10 @@ class DocumentOffsets:
         (5, [0, 1, 2, 9, 10], 3)
     """
 
-    def __init__(self, token_ids: np.ndarray, max_length: int, *, eot_id: int,
-                 doc_starts: np.ndarray | None = None) -> None:
-        doc_starts, lengths = _document_spans(token_ids, eot_id, doc_starts)
+    def __init__(self, token_ids: np.ndarray, max_length: int, *, eot_id: int | None,
+                 doc_starts: np.ndarray | None = None, separator: Separator = "eos") -> None:
+        doc_starts, lengths = document_spans(token_ids, separator=separator, separator_id=eot_id,
+                                             doc_starts=doc_starts)
         counts = np.maximum(lengths - max_length, 0)
         self.dropped_tokens = int(lengths[counts == 0].sum())
         keep = counts > 0
@@ -328,13 +347,3 @@ class DocumentOffsets:
         doc = np.searchsorted(self._ends, numbers, side="right")
         before = np.where(doc > 0, self._ends[np.maximum(doc - 1, 0)], 0)
         return self._starts[doc] + (numbers - before)
-
-
-def _document_spans(token_ids: np.ndarray, eot_id: int, doc_starts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(starts, lengths)`` of the documents, each ending with its separator; from the index, or by scanning."""
-    n = len(token_ids)
-    if doc_starts is None:
-        doc_starts = np.concatenate(([0], np.flatnonzero(np.asarray(token_ids) == eot_id) + 1))
-        doc_starts = doc_starts[doc_starts < n]
-    doc_starts = np.asarray(doc_starts, dtype=np.int64)
-    return doc_starts, np.diff(np.append(doc_starts, n))

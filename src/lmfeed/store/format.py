@@ -253,6 +253,23 @@ class TokenStore:
         return self.tokens.dtype
 
     @property
+    def separator(self) -> str:
+        """How documents are marked: ``"eos"`` (a separator closes each document but the last), ``"bos"`` (one opens
+        each document) or ``"none"``. Stores written before the field: ``"eos"`` with an ``eot_id``, else ``"none"``."""
+        recorded = self.metadata.get("separator")
+        if recorded in ("eos", "bos", "none"):
+            return str(recorded)
+        return "eos" if self.eot_id is not None else "none"
+
+    @property
+    def separator_id(self) -> int | None:
+        """The id of the separator (``separator_id`` in the metadata, else ``eot_id``); ``None`` for ``"none"``."""
+        if self.separator == "none":
+            return None
+        recorded = self.metadata.get("separator_id", self.eot_id)
+        return None if recorded is None else int(recorded)
+
+    @property
     def doc_ends(self) -> np.ndarray:
         """(num_documents,) int64: where each document ends (exclusive), separators excluded. Computed once."""
         if self._doc_ends is None:
@@ -354,6 +371,8 @@ def _check_metadata(where: Path, m: Any) -> None:
             problems.append(f"{key} {m.get(key)!r} is not a count")
     if not (m.get("eot_id") is None or (isinstance(m.get("eot_id"), int) and m["eot_id"] >= 0)):
         problems.append(f"eot_id {m.get('eot_id')!r} is not an id")
+    if "separator" in m and m["separator"] not in ("eos", "bos", "none"):
+        problems.append(f"separator {m['separator']!r} is not one of 'eos', 'bos', 'none'")
     tok = m.get("tokenizer")
     if not (isinstance(tok, dict) and isinstance(tok.get("name"), str) and isinstance(tok.get("fingerprint"), str)):
         problems.append("tokenizer has no name and fingerprint")

@@ -1,0 +1,93 @@
+"""What a batch holds: the stacked tensors every loader mode hands to its collate function.
+
+Plain windows give ``[inputs, targets]``; ``return_positions=True`` adds ``position_ids``; ``return_documents=True``
+gives a :class:`DocumentBatch`, a named tuple of everything attention needs to stay inside documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+
+from lmfeed.loading.documents import cu_seqlens
+
+__all__ = ["DocumentBatch", "WindowBatch"]
+
+
+class DocumentBatch(NamedTuple):
+    """A batch with its documents (``create_dataloader(..., return_documents=True)``); unpacks like a tuple.
+
+    Attributes:
+        inputs: ``(B, T)`` int64 token ids (padding slots of packed rows hold ``loader.pad_id``).
+        targets: ``(B, T)`` int64, the inputs shifted by one; -100 where nothing is to be predicted (padding, and
+            with ``ignore_cross_document_targets`` the first token of the next document).
+        position_ids: ``(B, T)`` int64, 0 at the first token of every document (and of every row).
+        document_ids: ``(B, T)`` int64, 0, 1, 2, ... along each row, one per document (padding is one more).
+        cu_seqlens: int32 ``(num_documents + 1,)`` cumulative document lengths over the flattened ``(B * T)``
+            batch, for varlen kernels (``lmfeed.loading.documents.cu_seqlens``).
+        max_seqlen: the longest document in the batch, in tokens.
+
+    Example:
+        >>> inputs, targets, position_ids, document_ids, cu, longest = batch  # doctest: +SKIP
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    position_ids: torch.Tensor
+    document_ids: torch.Tensor
+    cu_seqlens: torch.Tensor
+    max_seqlen: int
+
+
+class WindowBatch(Sequence):
+    """A batch from a dataset's ``__getitems__``: the stacked tensors, which lmfeed's collate takes as they are, seen
+    by any other collate function as the usual sequence of ``(input, target[, position_ids[, document_ids]])`` rows
+    (built only when asked for, so the fast path pays nothing for them).
+    """
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, position_ids: torch.Tensor | None = None,
+                 document_ids: torch.Tensor | None = None, *, documents: bool = False) -> None:
+        self.inputs = inputs
+        self.targets = targets
+        self.position_ids = position_ids
+        self.document_ids = document_ids
+        self.documents = documents  # collate as a DocumentBatch
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return tuple(t for t in (self.inputs, self.targets, self.position_ids, self.document_ids) if t is not None)
+
+    def collated(self) -> list[torch.Tensor] | DocumentBatch:
+        """What the loader yields: a list ``[inputs, targets(, position_ids)]``, or a :class:`DocumentBatch`."""
+        if self.documents and self.position_ids is not None and self.document_ids is not None:
+            cu, longest = cu_seqlens(self.document_ids)
+            return DocumentBatch(self.inputs, self.targets, self.position_ids, self.document_ids, cu, longest)
+        return [t for t in (self.inputs, self.targets, self.position_ids) if t is not None]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return tuple(t[i] for t in self.tensors())
+
+
+def stack_batches(parts: list[tuple[torch.Tensor, WindowBatch]], size: int) -> WindowBatch:
+    """One batch of ``size`` rows from batches that each fill the rows ``index`` (a blend's sources)."""
+    first = parts[0][1]
+    shape = (size, first.inputs.shape[1])
+
+    def empty(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else torch.empty(shape, dtype=torch.int64)
+
+    inputs, targets = torch.empty(shape, dtype=torch.int64), torch.empty(shape, dtype=torch.int64)
+    positions, documents = empty(first.position_ids), empty(first.document_ids)
+    for index, batch in parts:
+        inputs[index], targets[index] = batch.inputs, batch.targets
+        if positions is not None and batch.position_ids is not None:
+            positions[index] = batch.position_ids
+        if documents is not None and batch.document_ids is not None:
+            documents[index] = batch.document_ids
+    return WindowBatch(inputs, targets, positions, documents, documents=first.documents)

@@ -1,0 +1,355 @@
+"""Packing: whole documents placed into rows of ``max_length + 1`` tokens, instead of windows that skip short ones.
+
+A row of ``C = max_length + 1`` slots gives one (input, target) pair: ``input = row[:-1]``, ``target = row[1:]``.
+Two packers, both over the document spans of :mod:`lmfeed.loading.documents` (each span holds its separator):
+
+- ``"best_fit"``: best-fit decreasing (the packer of TRL, OLMo-core, nanochat's SFT). A document longer than a row
+  is cut into ``C``-token pieces (each a row of its own) and a remainder (or, with ``long_documents="crop"``, only its
+  first ``C`` tokens are kept); the pieces shorter than a row, longest first, each go into the open row with the
+  least room that still holds them, or a new row. Every token of every document is in exactly one row (with
+  ``"split"``), and the slots left over are padding: ``pad_id`` in the inputs, -100 in the targets.
+- ``"crop"``: nanochat's BOS-aligned best fit. Rows are filled one after the other from a buffer of the next
+  ``buffer_size`` documents: the longest document that still fits goes in; when none fits, the shortest is cropped
+  to fill the row exactly (its rest is dropped). Every row starts at a document start and only the last may pad.
+
+For documents of 5, 3, 2 and 6 tokens and ``max_length=4`` (C = 5), ``"best_fit"`` gives::
+
+    row 0  [d0 d0 d0 d0 d0]        a document that fills a row
+    row 1  [d3 d3 d3 d3 d3]        d3's first piece (5 of its 6 tokens)
+    row 2  [d1 d1 d1 d2 d2]        3 + 2: the best fit for d2 is the row d1 left 2 slots in
+    row 3  [d3 .  .  .  . ]        d3's remainder, then 4 padding slots
+
+The packing depends on the documents and ``max_length`` only; an epoch serves its rows in the order of
+``WindowOrder`` (a pure function of (seed, epoch)), so ranks share it and a state resumes it like windows. Each row
+is gathered with one vectorised index over the stream, a batch at a time.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lmfeed.loading.batch import WindowBatch
+from lmfeed.loading.documents import IGNORE_INDEX, documents_from_starts
+
+__all__ = ["PackedDataset", "Packing", "pack_best_fit", "pack_crop"]
+
+PackingMode = Literal["best_fit", "crop"]
+LongDocuments = Literal["split", "crop"]
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Where every piece of every document sits: segment k holds ``lengths[k]`` tokens of the stream from
+    ``sources[k]``, in row ``rows[k]`` from slot ``slots[k]``; segments are sorted by row, then slot.
+
+    Attributes:
+        capacity: slots per row, ``max_length + 1``.
+        num_rows: rows of the packing.
+        document_tokens: tokens in the documents packed (before any crop).
+        cropped_tokens: document tokens left out (``long_documents="crop"`` or ``packing="crop"``).
+    """
+
+    capacity: int
+    num_rows: int
+    rows: np.ndarray
+    slots: np.ndarray
+    sources: np.ndarray
+    lengths: np.ndarray
+    document_tokens: int
+    cropped_tokens: int
+
+    @property
+    def padding_slots(self) -> int:
+        return self.num_rows * self.capacity - int(self.lengths.sum())
+
+    @property
+    def padding_fraction(self) -> float:
+        """Padding slots over all slots (0.0 when there are no rows)."""
+        total = self.num_rows * self.capacity
+        return self.padding_slots / total if total else 0.0
+
+    @property
+    def cropped_fraction(self) -> float:
+        """Document tokens left out over all document tokens."""
+        return self.cropped_tokens / self.document_tokens if self.document_tokens else 0.0
+
+    @property
+    def row_pointers(self) -> np.ndarray:
+        """``(num_rows + 1,)``: the segments of row r are ``[row_pointers[r], row_pointers[r + 1])``."""
+        return np.searchsorted(self.rows, np.arange(self.num_rows + 1), side="left")
+
+
+def _segments(capacity: int, rows: list[int], slots: list[int], sources: list[int], lengths: list[int],
+              num_rows: int, document_tokens: int, cropped: int) -> Packing:
+    r, s = np.asarray(rows, dtype=np.int64), np.asarray(slots, dtype=np.int64)
+    order = np.lexsort((s, r))
+    return Packing(capacity, num_rows, r[order], s[order], np.asarray(sources, dtype=np.int64)[order],
+                   np.asarray(lengths, dtype=np.int64)[order], document_tokens, cropped)
+
+
+def pack_best_fit(starts: np.ndarray, lengths: np.ndarray, max_length: int, *,
+                  long_documents: LongDocuments = "split") -> Packing:
+    """Best-fit decreasing of the documents ``(starts, lengths)`` into rows of ``max_length + 1`` slots.
+
+    Args:
+        starts, lengths: ``(num_documents,)`` int64 spans in the stream (:func:`~lmfeed.loading.documents.document_spans`).
+        max_length: T; rows hold ``T + 1`` tokens.
+        long_documents: ``"split"`` (default: every token kept, in row-sized pieces) or ``"crop"`` (only the first
+            ``T + 1`` tokens of a longer document).
+
+    Returns:
+        The :class:`Packing`.
+
+    Example:
+        >>> p = pack_best_fit(np.array([0, 5, 8, 10]), np.array([5, 3, 2, 6]), 4)
+        >>> p.num_rows, p.padding_slots
+        (4, 4)
+    """
+    capacity = max_length + 1
+    starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+    keep = lengths > 0
+    starts, lengths = starts[keep], lengths[keep]
+    rows: list[int] = []
+    slots: list[int] = []
+    sources: list[int] = []
+    sizes: list[int] = []
+    cropped = 0
+    # whole rows first: the full C-token pieces of long documents (vectorised), or their cropped first C tokens
+    long = lengths >= capacity
+    if long_documents == "crop":
+        full_starts = starts[long]
+        cropped = int((lengths[long] - capacity).sum())
+        rest_starts, rest_lengths = starts[~long], lengths[~long]
+    else:
+        pieces = lengths // capacity
+        full_starts = np.repeat(starts, pieces) + capacity * (
+            np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces))
+        rest_lengths = lengths - pieces * capacity
+        rest_starts = starts + pieces * capacity
+        rest_starts, rest_lengths = rest_starts[rest_lengths > 0], rest_lengths[rest_lengths > 0]
+    num_rows = len(full_starts)
+    rows += list(range(num_rows))
+    slots += [0] * num_rows
+    sources += full_starts.tolist()
+    sizes += [capacity] * num_rows
+    # then best fit, longest first (ties in stream order): the open row with the least room that holds the piece
+    order = np.lexsort((rest_starts, -rest_lengths))
+    room_keys: list[int] = []  # sorted distinct rooms of open rows
+    rooms: dict[int, list[int]] = {}  # room -> rows with that much room (a stack)
+    used: dict[int, int] = {}
+    for start, size in zip(rest_starts[order].tolist(), rest_lengths[order].tolist()):
+        i = bisect.bisect_left(room_keys, size)
+        if i < len(room_keys):
+            room = room_keys[i]
+            row = rooms[room].pop()
+            if not rooms[room]:
+                del rooms[room]
+                room_keys.pop(i)
+        else:
+            row, room = num_rows, capacity
+            num_rows += 1
+            used[row] = 0
+        rows.append(row)
+        slots.append(used[row])
+        sources.append(start)
+        sizes.append(size)
+        used[row] += size
+        left = room - size
+        if left:
+            if left not in rooms:
+                rooms[left] = []
+                bisect.insort(room_keys, left)
+            rooms[left].append(row)
+    return _segments(capacity, rows, slots, sources, sizes, num_rows, int(lengths.sum()), cropped)
+
+
+def pack_crop(starts: np.ndarray, lengths: np.ndarray, max_length: int, *, buffer_size: int = 1000) -> Packing:
+    """nanochat's BOS-aligned best fit: rows filled from a buffer of documents, the shortest cropped when none fits.
+
+    Args:
+        starts, lengths: ``(num_documents,)`` int64 spans, in stream order.
+        max_length: T; rows hold ``T + 1`` tokens.
+        buffer_size: documents the packer chooses among (nanochat: 1000).
+
+    Returns:
+        The :class:`Packing`: every row starts at a document start; only the last row may hold padding.
+
+    Example:
+        >>> p = pack_crop(np.array([0, 5, 8, 10]), np.array([5, 3, 2, 6]), 4)
+        >>> p.num_rows, p.cropped_tokens, p.padding_slots
+        (3, 1, 0)
+    """
+    capacity = max_length + 1
+    starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+    keep = lengths > 0
+    starts, lengths = starts[keep].tolist(), lengths[keep].tolist()
+    keys: list[int] = []  # sorted distinct lengths in the buffer
+    buffer: dict[int, list[int]] = {}  # length -> stream starts (first in, first out)
+    held = 0
+    following = 0  # next document to enter the buffer
+
+    def take(i: int) -> tuple[int, int]:
+        nonlocal held
+        size = keys[i]
+        start = buffer[size].pop(0)
+        if not buffer[size]:
+            del buffer[size]
+            keys.pop(i)
+        held -= 1
+        return start, size
+
+    rows: list[int] = []
+    slots: list[int] = []
+    sources: list[int] = []
+    sizes: list[int] = []
+    cropped = 0
+    num_rows = 0
+    while True:
+        while held < buffer_size and following < len(starts):
+            size = lengths[following]
+            if size not in buffer:
+                buffer[size] = []
+                bisect.insort(keys, size)
+            buffer[size].append(starts[following])
+            held += 1
+            following += 1
+        if not held:
+            break
+        used = 0
+        while used < capacity and held:
+            room = capacity - used
+            i = bisect.bisect_right(keys, room) - 1  # the longest document that fits
+            if i >= 0:
+                start, size = take(i)
+            else:  # none fits: crop the shortest to fill the row
+                start, size = take(0)
+                cropped += size - room
+                size = room
+            rows.append(num_rows)
+            slots.append(used)
+            sources.append(start)
+            sizes.append(size)
+            used += size
+            while held < buffer_size and following < len(starts):  # keep the buffer full, as nanochat does
+                nxt = lengths[following]
+                if nxt not in buffer:
+                    buffer[nxt] = []
+                    bisect.insort(keys, nxt)
+                buffer[nxt].append(starts[following])
+                held += 1
+                following += 1
+        num_rows += 1
+    return _segments(capacity, rows, slots, sources, sizes, num_rows, int(sum(lengths)), cropped)
+
+
+class PackedDataset(Dataset):
+    """The packed rows of a token stream: item r is row r as ``(input, target)``, each ``(max_length,)``.
+
+    Args:
+        token_ids: the 1-D stream (numpy array or memory map).
+        packing: the :class:`Packing` of its documents.
+        pad_id: the id in padding slots of the inputs (their targets are -100).
+        return_positions, return_documents, ignore_cross_document_targets: as for
+            :class:`~lmfeed.loading.windows.SlidingWindowDataset`; every segment (a document, a piece of one, or the
+            padding) is a document here, and positions restart at 0 at each.
+        reopen: for memory-mapped ids, a function that opens the map again.
+
+    Attributes:
+        padding_fraction, cropped_fraction, pad_id, dropped_tokens (always 0: nothing is skipped).
+    """
+
+    def __init__(self, token_ids: np.ndarray, packing: Packing, *, pad_id: int, return_positions: bool = False,
+                 return_documents: bool = False, ignore_cross_document_targets: bool = False,
+                 reopen: Callable[[], np.ndarray] | None = None) -> None:
+        self.token_ids = token_ids
+        self.packing = packing
+        self.max_length = packing.capacity - 1
+        self.pad_id = int(pad_id)
+        self.return_positions = return_positions
+        self.return_documents = return_documents
+        self.ignore_cross_document_targets = ignore_cross_document_targets
+        self._reopen = reopen
+        self._pointers = packing.row_pointers
+        self.dropped_tokens = 0
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def padding_fraction(self) -> float:
+        return self.packing.padding_fraction
+
+    @property
+    def cropped_fraction(self) -> float:
+        return self.packing.cropped_fraction
+
+    def __len__(self) -> int:
+        return self.packing.num_rows
+
+    def rows(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rows ``indices`` (B,): ``(tokens (B, C) int64, starts (B, C) bool, padding (B, C) bool)``."""
+        p, capacity = self.packing, self.packing.capacity
+        indices = np.asarray(indices, dtype=np.int64)
+        first, last = self._pointers[indices], self._pointers[indices + 1]
+        counts = last - first
+        seg = np.repeat(first, counts) + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
+        batch_row = np.repeat(np.arange(len(indices)), counts)
+        lengths = p.lengths[seg]
+        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        source = np.repeat(p.sources[seg], lengths) + within
+        target = np.repeat(batch_row * capacity + p.slots[seg], lengths) + within
+        flat = np.full(len(indices) * capacity, self.pad_id, dtype=np.int64)
+        flat[target] = self.token_ids[source]  # the one gather from the stream
+        filled = np.zeros(len(indices) * capacity, dtype=np.bool_)
+        filled[target] = True
+        starts = np.zeros(len(indices) * capacity, dtype=np.bool_)
+        starts[batch_row * capacity + p.slots[seg]] = True
+        padding = ~filled.reshape(-1, capacity)
+        ends = batch_row * capacity + p.slots[seg] + lengths  # the slot after each segment: padding starts there
+        pad_start = ends[ends % capacity != 0]
+        starts[pad_start[~filled[pad_start]]] = True
+        row_starts = starts.reshape(-1, capacity)
+        row_starts[:, 0] = True
+        return torch.from_numpy(flat.reshape(-1, capacity)), torch.from_numpy(row_starts), torch.from_numpy(padding)
+
+    def __getitems__(self, indices: Sequence[int]) -> WindowBatch:
+        full, starts, padding = self.rows(np.asarray(indices, dtype=np.int64))
+        inputs, targets = full[:, :-1], full[:, 1:].clone()
+        ignore = padding[:, 1:]
+        if self.ignore_cross_document_targets:
+            ignore = ignore | starts[:, 1:]
+        targets[ignore] = IGNORE_INDEX
+        positions = documents = None
+        if self.return_positions or self.return_documents:
+            documents, positions = documents_from_starts(starts[:, :-1])
+        return WindowBatch(inputs, targets, positions, documents if self.return_documents else None,
+                           documents=self.return_documents)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        n = len(self)
+        if not -n <= int(index) < n:
+            raise IndexError(f"row {index} is out of range for {n:,} packed rows.")
+        return self.__getitems__([int(index) % n])[0]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self._reopen is not None:  # workers reopen the memory map instead of receiving its contents
+            state["token_ids"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.token_ids is None:
+            self.token_ids = self._reopen()  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return (f"PackedDataset(rows={len(self):,}, max_length={self.max_length}, "
+                f"padding={self.padding_fraction:.2%}, cropped={self.cropped_fraction:.2%})")
