@@ -225,7 +225,7 @@ def test_positions_restart_after_every_endoftext():
     eot = get_tokenizer().eot_token
     for row, pos in zip(inputs.tolist(), positions.tolist(), strict=True):
         expected, p = [], 0
-        for j, tok in enumerate(row):  # EOS style: end-of-text closes its document, the next token is position 0
+        for j, _tok in enumerate(row):  # EOS style: end-of-text closes its document, the next token is position 0
             p = 0 if j == 0 or row[j - 1] == eot else p + 1
             expected.append(p)
         assert pos == expected

@@ -85,7 +85,7 @@ def test_positions_restart_in_store_batches(corpus):
     starts = set(store.doc_starts.tolist())
     k, saw_restart = 0, False
     for inputs, _, positions in loader:
-        for row, pos in zip(inputs.tolist(), positions.tolist()):
+        for row, pos in zip(inputs.tolist(), positions.tolist(), strict=True):
             s = 128 * k  # brute force: count from the window start, back to 0 at every document start of the index
             expected, p = [], 0
             for j in range(len(row)):
@@ -124,7 +124,7 @@ def test_a_store_without_separators_uses_its_document_index(tmp_path):
     loader = create_dataloader(store.path, batch_size=2, max_length=8, stride=8, respect_documents=True,
                                shuffle=False, drop_last=False, return_positions=True)
     boundary = int(store.doc_starts[1])
-    for inputs, _, positions in loader:
+    for _inputs, _, positions in loader:
         assert (positions[:, 0] == 0).all()
     starts = loader.dataset.window_starts(np.arange(len(loader.dataset)))
     assert all(not (s < boundary < s + 9) for s in starts.tolist())  # no window (with its target) crosses

@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from lmfeed import create_dataloader
 from lmfeed.loading.documents import document_spans
@@ -57,7 +56,8 @@ def test_best_fit_places_every_token_exactly_once(lengths, max_length):
     starts, spans = document_spans(ids, separator="eos", separator_id=SEP)
     packing = pack_best_fit(starts, spans, max_length)
     capacity = max_length + 1
-    placed = np.concatenate([np.arange(s, s + n) for s, n in zip(packing.sources, packing.lengths)] or [[]])
+    pieces = zip(packing.sources, packing.lengths, strict=True)
+    placed = np.concatenate([np.arange(s, s + n) for s, n in pieces] or [[]])
     assert sorted(placed.tolist()) == list(range(len(ids)))  # every stream offset once: tokens and separators
     fill = np.bincount(packing.rows, weights=packing.lengths, minlength=packing.num_rows)
     assert (fill <= capacity).all() and (fill > 0).all()
@@ -79,7 +79,7 @@ def test_the_loader_serves_every_token_once_per_epoch(lengths, max_length, batch
     for epoch in range(2):
         seen = []
         for inputs, targets, positions, document_ids, _, _ in loader:
-            for x, y in zip(inputs.tolist(), targets.tolist()):
+            for x, y in zip(inputs.tolist(), targets.tolist(), strict=True):
                 row = x + [y[-1]]
                 seen += [t for t in row if t not in (eot, pad, -100)]
             is_pad = inputs == pad
@@ -91,7 +91,8 @@ def test_the_loader_serves_every_token_once_per_epoch(lengths, max_length, batch
 
 def test_best_fit_example_from_the_module_notes():
     p = pack_best_fit(np.array([0, 5, 8, 10]), np.array([5, 3, 2, 6]), 4)
-    rows = [[(int(s), int(n)) for s, n, r in zip(p.sources, p.lengths, p.rows) if r == k] for k in range(p.num_rows)]
+    segments = list(zip(p.sources.tolist(), p.lengths.tolist(), p.rows.tolist(), strict=True))
+    rows = [[(s, n) for s, n, r in segments if r == k] for k in range(p.num_rows)]
     assert rows == [[(0, 5)], [(10, 5)], [(5, 3), (8, 2)], [(15, 1)]]
     assert p.padding_slots == 4 and p.padding_fraction == 4 / 20
 
@@ -115,7 +116,7 @@ def test_crop_rows_start_at_a_document_and_are_full(lengths, max_length, buffer_
     assert all(s in doc_start for s in p.sources.tolist())  # every segment is the start of a document
     assert len(set(p.sources.tolist())) == len(p.sources)  # each document at most once
     assert p.cropped_tokens == spans.sum() - p.lengths.sum()
-    for s, n in zip(p.sources.tolist(), p.lengths.tolist()):
+    for s, n in zip(p.sources.tolist(), p.lengths.tolist(), strict=True):
         assert n <= spans[np.searchsorted(starts, s)]
 
 
@@ -132,7 +133,7 @@ def test_packed_batches_from_text_mark_documents_and_padding():
     assert loader.pad_id == eot and 0 < loader.padding_fraction < 1 and loader.cropped_fraction == 0
     rows = list(loader)
     assert len(rows) == len(loader.dataset)
-    for inputs, targets, positions, document_ids, cu, longest in rows:
+    for inputs, _targets, positions, document_ids, cu, longest in rows:
         # positions restart at every document start (a segment of the row), padding targets are -100
         starts = torch.ones_like(document_ids, dtype=torch.bool)
         starts[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]

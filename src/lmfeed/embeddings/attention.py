@@ -280,7 +280,7 @@ class CausalSelfAttention(nn.Module):
                               j: torch.Tensor) -> torch.Tensor:
                     return score + full[b, h, i, j]
 
-            return flex_attention(q, k, v, score_mod=score_mod, block_mask=flex_block_mask(document_ids))  # type: ignore[return-value]
+            return flex_attention(q, k, v, score_mod=score_mod, block_mask=flex_block_mask(document_ids))
         if q.device.type != "cuda":
             raise ValueError(f"kernel='varlen' runs on CUDA only, but x is on {q.device}. Use kernel='sdpa' or 'flex'.")
         from torch.nn.attention.varlen import varlen_attn

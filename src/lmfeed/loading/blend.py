@@ -165,7 +165,7 @@ class MixtureDataset(Dataset):
         self.names = list(names)
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self.sources)  # type: ignore[arg-type, misc]
+        return sum(len(s) for s in self.sources)
 
     def __getitems__(self, rows: np.ndarray) -> WindowBatch:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1, 2)

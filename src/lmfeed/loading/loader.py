@@ -319,8 +319,8 @@ def create_dataloader(
     backend = as_choice("backend", backend, ("auto", "tiktoken", "fastokens"))
     rank, world_size = _distributed_defaults(rank, world_size)
 
-    packing = as_choice("packing", packing, (None, "best_fit", "crop"))  # type: ignore[assignment, arg-type]
-    long_documents = as_choice("long_documents", long_documents, ("split", "crop"))  # type: ignore[assignment]
+    packing = as_choice("packing", packing, (None, "best_fit", "crop"))
+    long_documents = as_choice("long_documents", long_documents, ("split", "crop"))
     if pad_id is not None:
         pad_id = as_int("pad_id", pad_id, minimum=0)
     if packing is not None and sampling == "random" and not isinstance(source, Mapping):

@@ -99,7 +99,8 @@ def pack_best_fit(starts: np.ndarray, lengths: np.ndarray, max_length: int, *,
     """Best-fit decreasing of the documents ``(starts, lengths)`` into rows of ``max_length + 1`` slots.
 
     Args:
-        starts, lengths: ``(num_documents,)`` int64 spans in the stream (:func:`~lmfeed.loading.documents.document_spans`).
+        starts, lengths: ``(num_documents,)`` int64 spans in the stream
+            (:func:`~lmfeed.loading.documents.document_spans`).
         max_length: T; rows hold ``T + 1`` tokens.
         long_documents: ``"split"`` (default: every token kept, in row-sized pieces) or ``"crop"`` (only the first
             ``T + 1`` tokens of a longer document).
@@ -144,7 +145,7 @@ def pack_best_fit(starts: np.ndarray, lengths: np.ndarray, max_length: int, *,
     room_keys: list[int] = []  # sorted distinct rooms of open rows
     rooms: dict[int, list[int]] = {}  # room -> rows with that much room (a stack)
     used: dict[int, int] = {}
-    for start, size in zip(rest_starts[order].tolist(), rest_lengths[order].tolist()):
+    for start, size in zip(rest_starts[order].tolist(), rest_lengths[order].tolist(), strict=True):
         i = bisect.bisect_left(room_keys, size)
         if i < len(room_keys):
             room = room_keys[i]
@@ -348,7 +349,7 @@ class PackedDataset(Dataset):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self.token_ids is None:
-            self.token_ids = self._reopen()  # type: ignore[misc]
+            self.token_ids = self._reopen()
 
     def __repr__(self) -> str:
         return (f"PackedDataset(rows={len(self):,}, max_length={self.max_length}, "

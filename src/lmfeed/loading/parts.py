@@ -154,7 +154,7 @@ def build_part(source: Any, options: LoaderOptions, *, name: str | None = None, 
                                    ignore_cross_document_targets=o.ignore_cross_document_targets,
                                    reopen=info["reopen"])
     if o.respect_documents:
-        windows.dropped_tokens = dropped  # type: ignore[attr-defined]
+        windows.dropped_tokens = dropped
         if dropped:
             logger.warning("respect_documents=True: %s of %s tokens are in documents shorter than max_length + 1 = %s "
                            "and give no window; pass packing='best_fit' to train on them too.", f"{dropped:,}",

@@ -254,7 +254,7 @@ class SlidingWindowDataset(Dataset):
         store's index when there is one, else from the separator tokens (:mod:`lmfeed.loading.documents`)."""
         if self.doc_starts is not None:
             return starts_from_index(starts, rows.shape[1], self.doc_starts)
-        return starts_from_tokens(rows, separator=self.separator, separator_id=self.separator_id)  # type: ignore[arg-type]
+        return starts_from_tokens(rows, separator=self.separator, separator_id=self.separator_id)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
