@@ -17,7 +17,8 @@ from lmfeed.loading.documents import cu_seqlens, documents_from_starts
 
 VOCAB, DIM, HEADS, CONTEXT = 64, 16, 4, 48
 # (absolute scheme in InputEmbedding, relative scheme in attention): every scheme once
-SCHEMES = [("learned", None), ("sinusoidal", None), ("none", "rope"), ("none", "alibi"), ("none", "t5")]
+SCHEMES = [("learned", None), ("sinusoidal", None), ("none", "rope"), ("none", "alibi"), ("none", "t5"),
+           ("none", "relative_key"), ("none", "relative_key_query"), ("none", "xl")]
 
 
 def layers(absolute: str, relative: str | None, kernel: str = "sdpa") -> tuple[E.InputEmbedding, E.CausalSelfAttention]:
@@ -52,7 +53,7 @@ rows_of_documents = st.lists(st.lists(st.integers(1, 12), min_size=1, max_size=4
 
 
 @pytest.mark.parametrize(("absolute", "relative"), SCHEMES)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(rows=rows_of_documents)
 def test_a_packed_row_equals_each_document_alone(absolute, relative, rows):
     embedding, attention = layers(absolute, relative)

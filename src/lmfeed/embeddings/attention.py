@@ -30,8 +30,8 @@ from lmfeed._validate import as_choice, as_int, as_probability
 from lmfeed.embeddings._checks import as_id_tensor, check_position_shape, check_position_steps
 from lmfeed.embeddings.alibi import ALiBiBias
 from lmfeed.embeddings.kv_cache import KVCache
-from lmfeed.embeddings.relative_key import RelativeKeyPositions
 from lmfeed.embeddings.masks import cu_seqlens_of, flex_block_mask
+from lmfeed.embeddings.relative_key import RelativeKeyPositions
 from lmfeed.embeddings.rotary import RotaryEmbedding
 from lmfeed.embeddings.t5 import RelativePositionBias
 from lmfeed.embeddings.transformer_xl import TransformerXLPositions
