@@ -508,20 +508,22 @@ def test_forced_replace_without_an_atomic_swap_and_recovery_after_a_kill(small_s
     monkeypatch.setattr(store_writer, "_exchange", lambda a, b: False)  # a system without renameat2
     new = prepare(_write_docs(tmp_path / "d", copies=2), out, force=True, workers=1)
     assert _tree_bytes(new.path) != old and sorted(p.name for p in tmp_path.iterdir()) == ["d", "out.store"]
-    # a kill between the two renames of that path leaves the old store aside under a dead process's id:
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    # a kill between the two renames of that path leaves the old store aside in the dead run's staging directory,
+    # whose lock file nobody holds any more:
     shutil.rmtree(out)
-    shutil.copytree(small_store.path, tmp_path / f".out.store.old-{dead.pid}-00000000")
+    staging = tmp_path / ".out.store.tmp-4242-0000abcd"
+    staging.mkdir()
+    (staging / ".lock").touch()
+    shutil.copytree(small_store.path, staging / "old")
     # names that only look alike are another output's: a glob character in the name, a name with a dash in it
-    shutil.copytree(small_store.path, tmp_path / f".outXstore.old-{dead.pid}-00000000")
-    (tmp_path / f".out.store.old-{dead.pid}-x.tmp-{dead.pid}-00000000").mkdir()
+    for name in (".outXstore.tmp-4242-0000abcd", ".out.store.tmp-4242-x.tmp-4242-0000abcd"):
+        shutil.copytree(staging, tmp_path / name)
     with pytest.raises(FileExistsError, match="already exists. Pass --force"):  # the next run, without --force,
         prepare(_write_docs(tmp_path / "d2"), out, workers=1)  # sees the store put back before any work
     assert _tree_bytes(out) == old and sorted(p.name for p in tmp_path.glob(".*")) == [
-        f".out.store.old-{dead.pid}-x.tmp-{dead.pid}-00000000", f".outXstore.old-{dead.pid}-00000000"]
+        ".out.store.tmp-4242-x.tmp-4242-0000abcd", ".outXstore.tmp-4242-0000abcd"]
     store_writer._remove_stale(Path(str(tmp_path / "out?store")).absolute())  # a name, not a pattern:
-    assert (tmp_path / f".outXstore.old-{dead.pid}-00000000").exists()
+    assert (tmp_path / ".outXstore.tmp-4242-0000abcd").exists()
 
 
 def test_a_failed_second_rename_puts_the_old_store_back(small_store, tmp_path, monkeypatch):
@@ -532,7 +534,7 @@ def test_a_failed_second_rename_puts_the_old_store_back(small_store, tmp_path, m
     rename = os.rename
 
     def full_on_the_new_name(src, dst):  # noqa: ANN001
-        if Path(src).name.startswith(".out.store.tmp-"):
+        if Path(src).parent.name.startswith(".out.store.tmp-") and Path(src).name == "store":
             raise OSError(errno.ENOSPC, "No space left on device")
         return rename(src, dst)
 

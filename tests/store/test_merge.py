@@ -80,7 +80,7 @@ def test_concatenating_stores_equals_one_run_over_all_inputs(tmp_path, corpus):
 def test_stores_of_different_tokenization_do_not_merge(tmp_path, corpus):
     a = prepare(corpus[:2], tmp_path / "a", workers=1)
     b = prepare(corpus[2:4], tmp_path / "b", workers=1, eot=False)
-    with pytest.raises(ValueError, match="differ in eot_id"):
+    with pytest.raises(ValueError, match=r"differ in separator \(none vs eos \(id 50256\)\)"):
         merge([a, b], tmp_path / "m")
 
 

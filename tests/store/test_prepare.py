@@ -116,8 +116,9 @@ def test_directories_gzip_and_jsonl(tmp_path, docs):
     assert store.tokens.tolist() == joined_ids([docs[1], docs[0]])  # sorted relative paths: b.txt < sub/a.txt
     store = prepare([d / "c.jsonl.gz"], tmp_path / "j", workers=1, field="body")
     assert store.tokens.tolist() == joined_ids([docs[2], docs[3]])
+    options = {"allow_special": False, "errors": "strict", "field": "body", "format": "auto", "glob": "*"}
     assert store.metadata["sources"] == [{"input": str(d / "c.jsonl.gz"), "files": 1,
-                                          "bytes": (d / "c.jsonl.gz").stat().st_size}]
+                                          "bytes": (d / "c.jsonl.gz").stat().st_size, "options": options}]
 
 
 def test_uint32_for_a_vocabulary_above_65536_ids(tmp_path):

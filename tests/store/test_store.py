@@ -141,7 +141,7 @@ def _start_and_wait_for_staging(out: Path, workers: int) -> tuple[subprocess.Pop
     proc.stdin.flush()
     for _ in range(600):  # up to 60 s for start-up on a busy machine; not a timing assertion
         staging = list(out.parent.glob(f".{out.name}.tmp-*"))
-        if staging and (staging[0] / "tokens.npy").exists():
+        if staging and (staging[0] / "store" / "tokens.npy").exists():
             return proc, staging[0]
         if proc.poll() is not None:
             raise AssertionError(proc.stderr.read().decode())

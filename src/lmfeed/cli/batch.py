@@ -42,7 +42,6 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         lmfeed batch the-verdict.txt --max-length 8 --index 2
         lmfeed batch corpus.store --shuffle --seed 0 --json | jq '.inputs[0]'
     """
-    import itertools
     import textwrap
 
     from lmfeed._validate import as_int
@@ -68,7 +67,13 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
             f"{num_batches:,} batches: 0 to {num_batches - 1:,}, or -1 to -{num_batches:,} from the end. "
             f"Pass an --index in that range."
         )
-    inputs, targets = next(itertools.islice(iter(loader), k, None))[:2]
+    # batch k is a function of k (the order is a function of seed and epoch): start the pass at it, as a resumed
+    # loader does, instead of gathering the k batches before it
+    state = loader.state_dict()
+    state["position"] = k * batch_size
+    loader.load_state_dict(state)
+    inputs, targets = next(iter(loader))[:2]
+    _check_ids(source_arg, max(int(inputs.max()), int(targets.max())), enc)
 
     if as_json:
         def pieces(rows: list[list[int]]) -> list[list[str]]:
@@ -92,7 +97,19 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
                             overflow="truncate" if truncate else "wrap"))
 
 
-def _source(source: Path | None) -> tuple[object, str, tiktoken.Encoding | None]:
+def _check_ids(source: object, top: int, enc: object) -> None:
+    """Ids the tokenizer cannot decode can only come from a damaged store: say where, not ``KeyError: 65535``."""
+    from lmfeed.store.format import StoreError, TokenStore
+
+    if top < enc.n_vocab:  # type: ignore[attr-defined]
+        return
+    if isinstance(source, TokenStore):
+        source.verify()  # names the file, the first bad id and its offset
+    raise StoreError(f"The batch holds id {top}, at or above the vocabulary size {enc.n_vocab:,}. The source is "  # type: ignore[attr-defined]
+                     "damaged; run `lmfeed info --verify` on it.")
+
+
+def _source(source: Path | None) -> tuple[object, str, object]:
     """What to hand to create_dataloader, a name for it, and the tokenizer that decodes it (None: GPT-2)."""
     from lmfeed.cli import check_source, count
 

@@ -43,6 +43,7 @@ from lmfeed.store.format import TokenStore
 from lmfeed.store.prepare import (
     TrainVal,
     _gpt2_pattern,
+    check_inputs_apart,
     check_not_empty,
     separator_id,
     store_dtype,
@@ -224,6 +225,7 @@ def prepare_ray(
         raise ValueError("engine='ray' cannot read stdin ('-'): its tasks read the inputs on other machines. "
                          "Save it to a file first, or run without --engine ray.")
     out_path = Path(out)
+    check_inputs_apart(files, out_path)
     check_output(out_path, force=force)
     # the workers get absolute paths: their working directory is not ours (names, for messages, stay as given)
     shipped = [replace(f, path=Path(os.path.abspath(f.path))) for f in files if f.path is not None]

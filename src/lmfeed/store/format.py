@@ -40,7 +40,8 @@ import tiktoken
 
 from lmfeed._validate import as_int
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "StoreChangedError", "StoreError", "StoreIdentity", "TokenStore", "is_split_dir"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "StoreChangedError", "StoreError", "StoreIdentity", "TokenStore", "check_ids",
+           "is_split_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +121,19 @@ def read_npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...], bool, int]:
             return dtype, shape, fortran, f.tell()
     except FileNotFoundError:
         raise StoreError(f"{path} is missing: the store is incomplete. Prepare it again.") from None
+    except PermissionError:
+        raise _unreadable(path) from None
     except (ValueError, OSError) as exc:
         if isinstance(exc, StoreError):
             raise
         raise StoreError(f"{path} is not a readable .npy file ({exc}). "
                          "The store is damaged; prepare it again.") from None
+
+
+def _unreadable(path: Path) -> PermissionError:
+    """A store file this user may not read: not damaged, so not a StoreError; say what to change."""
+    return PermissionError(f"Cannot read {path}: permission denied. The store is not damaged; make it readable "
+                           "(chmod -R a+rX on the store) or run as a user who may read it.")
 
 
 def _open_array(path: Path, dtype: str, length: int) -> np.ndarray:
@@ -147,7 +156,38 @@ def _open_array(path: Path, dtype: str, length: int) -> np.ndarray:
         empty = np.zeros(0, dtype=dtype)
         empty.flags.writeable = False
         return empty
-    return np.load(path, mmap_mode="r")
+    try:
+        return np.load(path, mmap_mode="r")
+    except PermissionError:
+        raise _unreadable(path) from None
+
+
+_CHECK_BLOCK = 1 << 20  # entries checked at a time: memory stays flat for any number of documents or tokens
+
+
+def _check_doc_starts(path: Path, starts: np.ndarray, num_tokens: int, gap: int) -> None:
+    """Raise StoreError unless ``starts`` begins at 0, never decreases (each entry at least ``gap`` above the one
+    before: a separator between documents takes one token) and ends at most at ``num_tokens``. O(documents)."""
+    n = len(starts)
+    if n == 0:
+        return
+    fix = "The store is damaged; prepare it again."
+    if int(starts[0]) != 0:
+        raise StoreError(f"{path} does not start at token 0 (its first entry is {int(starts[0]):,}). {fix}")
+    prev = -gap  # so that the first entry (0) passes
+    for a in range(0, n, _CHECK_BLOCK):
+        block = np.asarray(starts[a : a + _CHECK_BLOCK])
+        steps = np.diff(block, prepend=np.int64(prev))
+        bad = np.flatnonzero(steps < gap)
+        if len(bad):
+            i = a + int(bad[0])
+            raise StoreError(f"{path} is not in increasing order: entry {i:,} is {int(starts[i]):,}, after "
+                             f"{int(starts[i - 1]):,} at entry {i - 1:,}"
+                             f"{' (documents are separated by one token)' if gap and starts[i] == starts[i - 1] else ''}. {fix}")
+        prev = int(block[-1])
+    if prev > num_tokens:
+        raise StoreError(f"{path} points past the end of the tokens: its last entry is {prev:,}, but there are "
+                         f"{num_tokens:,} tokens. {fix}")
 
 
 class TokenStore:
@@ -205,12 +245,15 @@ class TokenStore:
             StoreError (a ValueError): not a store, an interrupted one, a newer format, a truncated or foreign
                 file, counts that disagree, or a tokenizer whose vocabulary is not the store's.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a store's directory (str or os.PathLike), but got {type(path).__name__}.")
         p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"No such store: {str(p)!r}. Create it with `lmfeed prepare INPUT -o {p}`.")
         if not p.is_dir():
-            raise StoreError(f"{str(p)!r} is a file, not a token store "
-                             "(a store is a directory made by `lmfeed prepare`).")
+            raise StoreError(f"{str(p)!r} is a file, not a token store (a store is a directory made by `lmfeed prepare`).")
+        if not os.access(p, os.R_OK | os.X_OK):
+            raise _unreadable(p)
         meta_path = p / METADATA
         if not meta_path.is_file():
             if is_split_dir(p):
@@ -223,16 +266,19 @@ class TokenStore:
                              "Create one with `lmfeed prepare`.")
         try:
             metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+        except PermissionError:
+            raise _unreadable(meta_path) from None
+        except RecursionError:
+            raise StoreError(f"{meta_path} is nested too deeply to be store metadata. The store is damaged; "
+                             "prepare it again.") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise StoreError(f"{meta_path} is not valid JSON ({exc}). "
                              "The store is damaged; prepare it again.") from None
         _check_metadata(meta_path, metadata)
         tokens = _open_array(p / TOKENS, metadata["dtype"], metadata["num_tokens"])
         doc_starts = _open_array(p / DOC_STARTS, "int64", metadata["num_documents"])
-        if len(doc_starts) and (doc_starts[0] != 0 or not 0 <= doc_starts[-1] <= len(tokens)):
-            raise StoreError(f"{p / DOC_STARTS} does not index {p / TOKENS} "
-                             f"(first {doc_starts[0]}, last {doc_starts[-1]}, "
-                             f"{len(tokens):,} tokens). The store is damaged; prepare it again.")
+        marked = metadata.get("separator", "eos" if metadata["eot_id"] is not None else "none") != "none"
+        _check_doc_starts(p / DOC_STARTS, doc_starts, len(tokens), 1 if marked else 0)  # a separator takes a token
         store = cls(p, metadata, tokens, doc_starts)
         store.identity = StoreIdentity.of(p, os.stat(p / TOKENS))
         if tokenizer is not None:
@@ -328,7 +374,58 @@ class TokenStore:
                 f"Tokenizer {enc.name!r} does not have the vocabulary that wrote {str(self.path)!r} "
                 f"(fingerprint {vocabulary_fingerprint(enc)[:12]}..., store {want[:12]}...). Use the same tokenizer."
             )
+        where, fix = self.path / METADATA, "The store is damaged; prepare it again."
+        if self.metadata["tokenizer"]["n_vocab"] != enc.n_vocab:
+            raise StoreError(f"{where} says the vocabulary has {self.metadata['tokenizer']['n_vocab']:,} ids, but "
+                             f"tokenizer {enc.name!r}, whose vocabulary it names, has {enc.n_vocab:,}. {fix}")
+        for sep in {self.eot_id, self.separator_id} - {None}:
+            if sep in enc._special_tokens.values():
+                continue
+            raise StoreError(f"{where} says documents are separated by id {sep:,}, which is not a special "
+                             f"token of tokenizer {enc.name!r} (its special ids: "
+                             f"{', '.join(map(str, sorted(enc._special_tokens.values())))}). {fix}")
         self._tokenizer = enc
+
+    @property
+    def vocab_size(self) -> int:
+        """The number of ids of the vocabulary that wrote the store (``tokenizer.n_vocab`` in the metadata)."""
+        return int(self.metadata["tokenizer"]["n_vocab"])
+
+    def verify(self) -> dict[str, int]:
+        """Read every id once and check it against the vocabulary, and every separator in place: O(tokens).
+
+        ``TokenStore.open`` checks the metadata, the sizes and the document index (O(documents)) but not the ids,
+        which would read the whole file; ``lmfeed info --verify`` runs this, and ``merge`` and ``export`` check the
+        ids as they copy them.
+
+        Returns:
+            ``{"tokens": N, "separators": M}``: the ids and the separators checked.
+
+        Raises:
+            StoreError: an id at or above the vocabulary size (naming the file, the first such id, its offset and
+                how many there are), or a document boundary without the separator.
+        """
+        n = len(self)
+        for a in range(0, n, _CHECK_BLOCK):
+            check_ids(self.tokens[a : a + _CHECK_BLOCK], self.vocab_size, where=self.path / TOKENS, offset=a,
+                      rest=self.tokens[a + _CHECK_BLOCK :])
+        separators = 0
+        sep, bos = self.separator_id, self.separator == "bos"
+        if sep is not None and self.num_documents > (0 if bos else 1):
+            # EOS: the token before each document but the first closes the one before; BOS: each opens its own
+            for a in range(0 if bos else 1, self.num_documents, _CHECK_BLOCK):
+                at = np.asarray(self.doc_starts[a : a + _CHECK_BLOCK]) - (0 if bos else 1)
+                at = at[at < n]  # an empty last BOS document cannot be told from none
+                bad = np.flatnonzero(self.tokens[at] != sep)
+                if len(bad):
+                    i = a + int(bad[0])
+                    where = "at" if bos else "before"
+                    raise StoreError(
+                        f"{self.path / TOKENS}: document {i:,} starts at token {int(self.doc_starts[i]):,}, but token "
+                        f"{int(at[bad[0]]):,} {where} it is id {int(self.tokens[at[bad[0]]])}, not the "
+                        f"separator {sep}. The store is damaged; prepare it again.")
+                separators += len(at)
+        return {"tokens": n, "separators": separators}
 
     def nbytes_on_disk(self) -> int:
         """Bytes of the store's files on disk."""
@@ -358,23 +455,98 @@ def _check_metadata(where: Path, m: Any) -> None:
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise StoreError(f"{where} is not lmfeed token-store metadata (no \"format\": \"{FORMAT}\").")
     version = m.get("version")
-    if version != FORMAT_VERSION:
-        if isinstance(version, int) and version > FORMAT_VERSION:
-            raise StoreError(f"{where} is store format version {version}; "
-                             f"this lmfeed reads version {FORMAT_VERSION}. Upgrade lmfeed.")
+    if type(version) is not int or version != FORMAT_VERSION:  # type: True == 1 in Python, but is not a version
+        if type(version) is int and version > FORMAT_VERSION:
+            raise StoreError(f"{where} is store format version {version}; this lmfeed reads version {FORMAT_VERSION}. Upgrade lmfeed.")
         raise StoreError(f"{where} has format version {version!r}; this lmfeed reads version {FORMAT_VERSION}.")
     problems = []
     if m.get("dtype") not in _DTYPES:
         problems.append(f"dtype {m.get('dtype')!r} is not one of {_DTYPES}")
     for key in ("num_tokens", "num_documents"):
-        if not isinstance(m.get(key), int) or isinstance(m.get(key), bool) or m[key] < 0:
+        if not _is_count(m.get(key)):
             problems.append(f"{key} {m.get(key)!r} is not a count")
-    if not (m.get("eot_id") is None or (isinstance(m.get("eot_id"), int) and m["eot_id"] >= 0)):
-        problems.append(f"eot_id {m.get('eot_id')!r} is not an id")
     if "separator" in m and m["separator"] not in ("eos", "bos", "none"):
         problems.append(f"separator {m['separator']!r} is not one of 'eos', 'bos', 'none'")
     tok = m.get("tokenizer")
-    if not (isinstance(tok, dict) and isinstance(tok.get("name"), str) and isinstance(tok.get("fingerprint"), str)):
-        problems.append("tokenizer has no name and fingerprint")
+    n_vocab = None
+    if not (isinstance(tok, dict) and isinstance(tok.get("name"), str) and isinstance(tok.get("fingerprint"), str)
+            and _is_count(tok.get("n_vocab")) and tok["n_vocab"] > 0):
+        problems.append("tokenizer has no name, fingerprint and n_vocab")
+    else:
+        n_vocab = tok["n_vocab"]
+        if m.get("dtype") == "uint16" and n_vocab > 2**16:
+            problems.append(f"dtype uint16 cannot hold the ids of a vocabulary of {n_vocab:,}")
+    eot = m.get("eot_id")
+    if not (eot is None or (_is_count(eot) and (n_vocab is None or eot < n_vocab))):
+        problems.append(f"eot_id {eot!r} is not an id of the vocabulary"
+                        f"{f' (0 to {n_vocab - 1:,})' if n_vocab is not None else ''}")
+    sep = m.get("separator_id")
+    if "separator_id" in m and not (sep is None or (_is_count(sep) and (n_vocab is None or sep < n_vocab))):
+        problems.append(f"separator_id {sep!r} is not an id of the vocabulary")
+    problems += _optional_problems(m)
     if problems:
         raise StoreError(f"{where} is damaged: {'; '.join(problems)}. Prepare the store again.")
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _optional_problems(m: dict[str, Any]) -> list[str]:
+    """What is wrong with the fields that describe where a store came from (shard, split, sources, options).
+
+    They do not decide the ids, but ``merge`` and ``lmfeed info`` read them: a damaged one is named here rather
+    than found later as a KeyError.
+    """
+    problems = []
+    shard = m.get("shard")
+    if shard is not None and not (isinstance(shard, dict) and _is_count(shard.get("num_shards"))
+                                  and shard["num_shards"] >= 1 and _is_count(shard.get("shard_index"))
+                                  and shard["shard_index"] < shard["num_shards"]):
+        problems.append(f"shard {shard!r} is not {{num_shards, shard_index}} with shard_index below num_shards")
+    split = m.get("split")
+    if split is not None and not (isinstance(split, dict) and split.get("part") in ("train", "val")
+                                  and type(split.get("val_fraction")) in (int, float)
+                                  and 0 <= split["val_fraction"] < 1 and _is_count(split.get("seed"))):
+        problems.append(f"split {split!r} is not {{part: train or val, val_fraction in [0, 1), seed}}")
+    sources = m.get("sources", [])
+    if not (isinstance(sources, list) and all(isinstance(s, dict) and isinstance(s.get("input"), str)
+                                               for s in sources)):
+        problems.append(f"sources {str(sources)[:80]!r} is not a list of {{input, ...}}")
+    if not isinstance(m.get("options", {}), dict):
+        problems.append(f"options {m.get('options')!r} is not an object")
+    corpus = m.get("corpus_documents")
+    if corpus is not None:
+        if not _is_count(corpus):
+            problems.append(f"corpus_documents {corpus!r} is not a count")
+        elif _is_count(m.get("num_documents")) and not problems:
+            n = m["num_documents"]
+            if shard is None and split is None and n != corpus:
+                problems.append(f"num_documents {n:,} is not the corpus's {corpus:,} documents (corpus_documents)")
+            elif shard is not None and split is None and n != len(range(shard["shard_index"], corpus, shard["num_shards"])):
+                problems.append(f"num_documents {n:,} is not what shard {shard['shard_index']} of "
+                                f"{shard['num_shards']} takes of {corpus:,} documents")
+            elif n > corpus:
+                problems.append(f"num_documents {n:,} is more than the corpus's {corpus:,} documents")
+    return problems
+
+
+def check_ids(ids: np.ndarray, vocab_size: int, *, where: str | os.PathLike[str], offset: int = 0,
+              rest: np.ndarray | None = None) -> None:
+    """Raise StoreError if an id in ``ids`` (a block of a file, starting at token ``offset``) is ``>= vocab_size``.
+
+    The message names the file, the first such id and its offset, and (when ``rest``, the file's tokens after this
+    block, is given) how many such ids the file has.
+    """
+    if not len(ids) or int(ids.max()) < vocab_size:
+        return
+    first = int(np.argmax(ids >= vocab_size))
+    count = int(np.count_nonzero(ids >= vocab_size))
+    if rest is not None:
+        for a in range(0, len(rest), _CHECK_BLOCK):
+            count += int(np.count_nonzero(rest[a : a + _CHECK_BLOCK] >= vocab_size))
+    raise StoreError(
+        f"{where}: token {offset + first:,} is id {int(ids[first])}, at or above the vocabulary size {vocab_size:,}"
+        f"{f' ({count:,} such ids in the file)' if count > 1 else ''}. The file is damaged or was written with "
+        "another vocabulary; prepare it again."
+    )

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from lmfeed.store.format import StoreError, TokenStore, is_split_dir
+from lmfeed.store.format import TOKENS, StoreError, TokenStore, check_ids, is_split_dir
 from lmfeed.store.prepare import TrainVal, val_mask
-from lmfeed.store.writer import StoreWriter, staging_dir, write_split_marker
+from lmfeed.store.writer import StoreWriter, check_apart, staging_dir, write_split_marker
 
 __all__ = ["merge"]
 
 _SAME_RUN = ("sources", "corpus_documents", "options", "split", "tokenizer", "eot_id", "dtype")
-_COMPATIBLE = ("options", "tokenizer", "eot_id", "dtype")
 _BLOCK_DOCS = 4096
 _BLOCK_TOKENS = 1 << 24
 
@@ -58,6 +57,7 @@ def merge(inputs: Sequence[str | os.PathLike[str] | TokenStore], out: str | os.P
     if any(splits) and not all(splits):
         raise ValueError("Some inputs are train/validation splits and some are single stores; merge like with like.")
     out_path = Path(out)
+    check_apart(out_path, [i.path if isinstance(i, TokenStore) else i for i in inputs], role="an input store")
     with staging_dir(out_path, force=force) as tmp:
         if all(splits):
             dirs = [Path(i) for i in inputs if not isinstance(i, TokenStore)]  # every one, as all are splits
@@ -67,18 +67,35 @@ def merge(inputs: Sequence[str | os.PathLike[str] | TokenStore], out: str | os.P
         else:
             stores = [i if isinstance(i, TokenStore) else TokenStore.open(i) for i in inputs]
             _merge_into(tmp, stores)
+        for written in ([tmp / "train", tmp / "val"] if all(splits) else [tmp]):
+            TokenStore.open(written)  # the merged store opens, with every check, before it takes the name
     if all(splits):
         return TrainVal(TokenStore.open(out_path / "train"), TokenStore.open(out_path / "val"))
     return TokenStore.open(out_path)
 
 
+def _what_decides_the_ids(store: TokenStore) -> dict[str, Any]:
+    """What two stores must share to be joined: the vocabulary, the dtype, the separator and how a literal
+    ``<|endoftext|>`` was encoded. Per-source options (glob, errors, field, format) may differ: each source keeps
+    its own in ``sources``."""
+    m = store.metadata
+    tok = m["tokenizer"]
+    separator = m.get("separator") or ("eos" if m["eot_id"] is not None else "none")
+    return {"vocabulary": f"{tok['name']} ({tok['n_vocab']:,} ids, fingerprint {tok['fingerprint'][:12]})",
+            "dtype": m["dtype"],
+            "separator": separator if m["eot_id"] is None else f"{separator} (id {m['eot_id']})",
+            "allow_special": m.get("options", {}).get("allow_special", False)}
+
+
 def _merge_into(directory: Path, stores: list[TokenStore]) -> None:
     first = stores[0]
+    want = _what_decides_the_ids(first)
     for s in stores[1:]:
-        for key in _COMPATIBLE:
-            if s.metadata.get(key) != first.metadata.get(key):
-                raise ValueError(f"{s.path} and {first.path} differ in {key} ({s.metadata.get(key)!r} vs "
-                                 f"{first.metadata.get(key)!r}); only stores prepared alike can be merged.")
+        got = _what_decides_the_ids(s)
+        for key in want:
+            if got[key] != want[key]:
+                raise ValueError(f"{s.path} and {first.path} differ in {key} ({got[key]} vs {want[key]}), which "
+                                 "decides the ids; only stores with the same ids for the same text can be merged.")
     writer = StoreWriter(directory, dtype=first.metadata["dtype"], eot_id=first.eot_id)
     try:
         shards = [s.metadata.get("shard") for s in stores]
@@ -128,6 +145,9 @@ def _merge_shards(writer: StoreWriter, stores: list[TokenStore]) -> dict[str, An
                                  f"{total:,} documents give shard {i}; the shard is damaged. Prepare it again.")
             pieces.append(shards[i].document(int(taken[i])))
             taken[i] += 1
+        if pieces and int(max((int(p.max()) for p in pieces if len(p)), default=0)) >= shards[0].vocab_size:
+            for store in shards:
+                store.verify()  # names the shard, the id and its offset
         _write_documents(writer, pieces)
     for i, store in enumerate(shards):
         if taken[i] != store.num_documents:
@@ -169,13 +189,22 @@ def _concatenate(writer: StoreWriter, stores: list[TokenStore]) -> dict[str, Any
         for a in range(0, n, _BLOCK_TOKENS):
             b = min(a + _BLOCK_TOKENS, n)
             lo, hi = np.searchsorted(starts, [a, b])
+            check_ids(store.tokens[a:b], store.vocab_size, where=store.path / TOKENS, offset=a)
             writer.write_chunk(store.tokens[a:b], starts[lo:hi] - a)
         tail = starts[np.searchsorted(starts, n):]  # empty last documents start at n
         writer.write_chunk(np.zeros(0, dtype=writer.dtype), tail - n)
     first = stores[0].metadata
+    split = first.get("split") if all(s.metadata.get("split") == first.get("split") for s in stores) else None
+    options = [s.metadata.get("options", {}) for s in stores]
     return {k: v for k, v in first.items() if k not in ("num_tokens", "num_documents")} | {
-        "sources": [src for s in stores for src in s.metadata.get("sources", [])],
-        "corpus_documents": sum(s.metadata.get("corpus_documents", s.num_documents) for s in stores),
+        # each source keeps the options it was read with; the store's own are those all its sources share
+        "sources": [{**src, "options": src.get("options", opts)} for s, opts in zip(stores, options, strict=True)
+                    for src in s.metadata.get("sources", [])],
+        "options": {k: v for k, v in options[0].items() if all(o.get(k) == v for o in options)},
+        # the documents of the corpus the merged store is taken from: the sum of those corpora where all are the
+        # same part of a split, else the merged store is its own corpus
+        "corpus_documents": (sum(s.metadata.get("corpus_documents", s.num_documents) for s in stores) if split
+                             else sum(s.num_documents for s in stores)),
         "shard": None,
-        "split": first.get("split") if all(s.metadata.get("split") == first.get("split") for s in stores) else None,
+        "split": split,
     }

@@ -31,8 +31,8 @@ import tiktoken
 
 from lmfeed._validate import as_choice, as_int, as_probability
 from lmfeed.store.encode_pool import Task, encoder, sigterm_as_interrupt
-from lmfeed.store.format import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore
-from lmfeed.store.writer import StoreWriter, check_output, staging_dir, write_split_marker
+from lmfeed.store.format import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore, is_split_dir
+from lmfeed.store.writer import StoreWriter, check_apart, check_output, staging_dir, write_split_marker
 from lmfeed.text.backends import Backend, preload, select_backend
 from lmfeed.text.sources import (
     DecodeErrors,
@@ -44,7 +44,7 @@ from lmfeed.text.sources import (
     iter_document_blocks,
 )
 
-__all__ = ["prepare", "TrainVal", "check_not_empty", "safe_split", "separator_id", "store_dtype",
+__all__ = ["prepare", "TrainVal", "check_inputs_apart", "check_not_empty", "safe_split", "separator_id", "store_dtype",
            "store_metadata", "val_mask"]
 
 logger = logging.getLogger(__name__)
@@ -266,6 +266,7 @@ def prepare(
     eot_id = separator_id(enc, eot=eot, allow_special=allow_special)
     dtype = store_dtype(enc)
     files = expand_inputs(inputs, glob=glob, format=format)
+    check_inputs_apart(files, Path(out))
     check_output(Path(out), force=force)  # fail before any work; staging_dir checks again at the end
     # loaded and self-checked here, before the pool forks, so workers inherit it and a fallback warns once
     chosen = select_backend(backend, enc)
@@ -368,17 +369,34 @@ def store_metadata(enc: tiktoken.Encoding, files: list[InputFile], *, documents:
     """
     from lmfeed.text.tokenizer import vocabulary_fingerprint
 
+    options = {"allow_special": bool(allow_special), "errors": errors, "field": field, "format": format, "glob": glob}
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "tokenizer": {"name": enc.name, "fingerprint": vocabulary_fingerprint(enc), "n_vocab": enc.n_vocab},
         "files": {"tokens": TOKENS, "doc_starts": DOC_STARTS},
-        "options": {"allow_special": bool(allow_special), "errors": errors, "field": field, "format": format,
-                    "glob": glob},
-        "sources": _sources(files),
+        "options": options,
+        "sources": _sources(files, options),
         "corpus_documents": documents,
         "shard": None if shard is None else {"num_shards": shard[0], "shard_index": shard[1]},
     }
+
+
+def check_inputs_apart(files: list[InputFile], out: Path) -> None:
+    """The output is not an input, does not contain one and does not lie inside an input store (see check_apart).
+
+    It may lie inside an input directory: the directory walk skips token stores and staging directories.
+    """
+    given = {f.input for f in files if f.path is not None}
+    dirs = [g for g in given if os.path.isdir(g)]
+    read: list[str | Path] = [g for g in given if g not in dirs]
+    if out.exists() or out.is_symlink():  # only an existing output can be or hold a file that is read
+        read += [f.path for f in files if f.path is not None]
+    check_apart(out, read, role="an input", inside_ok=dirs)
+    for d in dirs:
+        if TokenStore.is_store(d) or is_split_dir(d):
+            raise ValueError(f"{d!r} is a token store (binary ids), not text. Train on it with "
+                             f"create_dataloader(Path({d!r})), or join stores with `lmfeed merge`.")
 
 
 def check_not_empty(documents: int, writers: list[StoreWriter], names: list[str], num_shards: int,
@@ -397,12 +415,12 @@ def check_not_empty(documents: int, writers: list[StoreWriter], names: list[str]
                                  f"(the corpus has {documents:,}). Change val_fraction or seed, or add documents.")
 
 
-def _sources(files: list[InputFile]) -> list[dict[str, Any]]:
-    """Per input as given: how many files it named and their bytes on disk (deterministic: no times, no paths made
-    absolute)."""
+def _sources(files: list[InputFile], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per input as given: how many files it named, their bytes on disk, and the options it was read with
+    (deterministic: no times, no paths made absolute), so that a merged store still says how each part was read."""
     sources: dict[str, dict[str, Any]] = {}
     for f in files:
-        s = sources.setdefault(f.input, {"input": f.input, "files": 0, "bytes": 0})
+        s = sources.setdefault(f.input, {"input": f.input, "files": 0, "bytes": 0, "options": options})
         s["files"] += 1
         s["bytes"] = None if f.size is None or s["bytes"] is None else s["bytes"] + f.size
     return list(sources.values())

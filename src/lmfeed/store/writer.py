@@ -1,8 +1,9 @@
 """Writing token stores: append ids in constant memory, then publish the directory atomically.
 
-A store is written into a temporary sibling directory (``.NAME.tmp-PID-RANDOM``), its ``metadata.json`` last,
-every file fsync'ed, and the directory renamed to ``NAME`` only when whole. A killed run leaves only the temporary
-directory, which never opens as a store (no metadata) and which the next run for the same name removes.
+A store is written into a staging directory next to it (``.NAME.tmp-PID-RANDOM/store``), its ``metadata.json``
+last, every file fsync'ed, and renamed to ``NAME`` only when whole. The staging directory also holds the run's lock
+file, flock'ed while the run lives. A killed run leaves only the staging directory, which never opens as a store (no
+metadata) and which the next run for the same name removes once its lock is free.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
 from lmfeed.store.format import DOC_STARTS, METADATA, SPLIT, TOKENS, TokenStore, is_split_dir
 
-__all__ = ["StoreWriter", "check_output", "check_parent", "npy_header", "staging_dir", "write_json"]
+__all__ = ["StoreWriter", "check_apart", "check_output", "check_parent", "npy_header", "staging_dir", "write_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +151,41 @@ def check_output(out: Path, *, force: bool) -> None:
     check_parent(out)
 
 
+def check_apart(out: str | os.PathLike[str], sources: Iterable[str | os.PathLike[str]], *, role: str,
+                inside_ok: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Refuse an output that is, contains, or lies inside one of ``sources`` (what the run reads).
+
+    Writing there would replace (with ``--force``) or shadow the very data being read: ``export S -o S/tokens.npy``,
+    ``prepare S -o S --force``, ``merge a b -o a --force``. Paths are compared after resolving symbolic links, so
+    a link to the input is the input. ``inside_ok`` are sources (directory inputs of ``prepare``, whose walk skips
+    stores) that the output may lie inside, but still not be or contain.
+
+    Args:
+        out: the output path (need not exist).
+        sources: the paths read: files, directories, stores.
+        role: what the sources are, for the message (``"an input"``, ``"the store being exported"``).
+        inside_ok: sources the output may lie inside.
+
+    Raises:
+        ValueError: naming the output, the source and the fix.
+    """
+    o = Path(os.path.realpath(out))
+    inside_ok = list(inside_ok)
+    allowed = {Path(os.path.realpath(p)) for p in inside_ok}
+    for source in [*inside_ok, *sources]:
+        r = Path(os.path.realpath(source))
+        if o == r:
+            how = "is"
+        elif r.is_relative_to(o):
+            how = "contains"
+        elif o.is_relative_to(r) and r not in allowed:
+            how = "lies inside"
+        else:
+            continue
+        raise ValueError(f"The output {str(out)!r} {how} {role} ({str(source)!r}): writing it would destroy what is "
+                         "being read. Choose an output outside the inputs.")
+
+
 def check_parent(out: Path) -> None:
     """The directory ``out`` goes in exists and is writable, or a clear error that says so."""
     parent = out.parent
@@ -160,31 +197,57 @@ def check_parent(out: Path) -> None:
                               "Choose a writable location.")
 
 
-def _pid_alive(pid: int) -> bool:
+_LOCK = ".lock"  # in a run's staging directory, flock'ed by that run for as long as it lives
+_CONTENT = "store"  # the staging directory's sub-directory that becomes the store
+_ASIDE = "old"  # where a --force run without an atomic swap moves the old store for a moment
+_NO_LOCK_GRACE_S = 3600.0  # a staging directory with no lock file yet is being created (or was left mid-mkdir)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive flock without waiting; False if another process (in any PID namespace, on any host whose
+    file system supports it) holds it."""
+    import fcntl
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return False
-    except PermissionError:
-        return True
     return True
 
 
 def _remove_stale(out: Path) -> None:
-    """Clean up after runs that were killed (their process is gone): delete their staging directories, and put
-    back a store that a killed ``--force`` had moved aside (only where renames cannot swap) if ``out`` is missing."""
-    ours = re.compile(re.escape(f".{out.name}.") + r"(tmp|old)-(\d+)-[0-9a-f]{8}")  # exactly staging_dir's names
+    """Clean up after runs that were killed: delete their staging directories, and put back a store that a killed
+    ``--force`` had moved aside (only where renames cannot swap) if ``out`` is missing.
+
+    A run is known to be dead when the lock file in its staging directory is not locked: the lock goes with the
+    process (every process holding the open file, its workers too), whatever its PID namespace or host, so a live
+    run on another container or NFS client is never taken for a dead one.
+    """
+    ours = re.compile(re.escape(f".{out.name}.") + r"tmp-\d+-[0-9a-f]{8}")  # exactly staging_dir's names
     for name in sorted(os.listdir(out.parent)):
-        match = ours.fullmatch(name)
-        if match is None or _pid_alive(int(match[2])):
+        if ours.fullmatch(name) is None:
             continue
-        kind, d = match[1], out.parent / name
-        if kind == "old" and not (out.exists() or out.is_symlink()):
-            logger.info("restoring %s, moved aside by an interrupted run", out)
-            os.rename(d, out)
-        else:
+        d = out.parent / name
+        try:
+            fd = os.open(d / _LOCK, os.O_RDWR)
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):  # being created this instant, or left by a kill before its lock
+                if not any(os.scandir(d)) and time.time() - d.stat().st_mtime > _NO_LOCK_GRACE_S:
+                    d.rmdir()
+            continue
+        except OSError:
+            continue  # not ours to judge (no permission, not a directory)
+        try:
+            if not _try_lock(fd):
+                continue  # a live run
+            aside = d / _ASIDE
+            if aside.is_dir() and not (out.exists() or out.is_symlink()):
+                logger.info("restoring %s, moved aside by an interrupted run", out)
+                os.rename(aside, out)
             logger.info("removing %s, left by an interrupted run", d)
-            shutil.rmtree(d, ignore_errors=True) if d.is_dir() and not d.is_symlink() else d.unlink()
+            shutil.rmtree(d, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -205,51 +268,64 @@ def _exchange(a: Path, b: Path) -> bool:
 
 @contextlib.contextmanager
 def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
-    """Yield a fresh staging directory next to ``out``; on success rename it to ``out``, on any error delete it.
+    """Yield a fresh directory to write a store into; on success it becomes ``out``, on any error it is deleted.
 
+    The directory is ``.NAME.tmp-PID-RANDOM/store`` next to ``out``; its parent holds the run's lock file (flock'ed
+    while the run lives, so the next run can tell a dead run's leftovers from a live run's, see ``_remove_stale``).
     With ``force`` an existing store at ``out`` is swapped with the new one in one step (on Linux; elsewhere moved
-    aside, replaced, then deleted, and put back by the next run if a kill fell in between), then deleted: ``out``
-    always holds one whole store, the old or the new.
+    aside into the staging directory, replaced, then deleted, and put back by the next run if a kill fell in
+    between), then deleted: ``out`` always holds one whole store, the old or the new.
+
+    Raises:
+        FileExistsError: ``out`` exists (without ``force``), also when another run wrote it while this one worked.
+        OSError: the disk filled up; the message says whether a store was already at ``out`` (it is unchanged).
     """
     check_output(Path(out), force=force)  # also cleans up after killed runs
     out = Path(os.path.abspath(out))
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    existed = out.exists() or out.is_symlink()
+    run = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        tmp.mkdir()
+        run.mkdir()
     except PermissionError:
-        raise PermissionError(f"Cannot write {str(out)!r}: permission denied in {str(out.parent)!r}. "
-                              "Choose a writable location.") from None
+        raise PermissionError(f"Cannot write {str(out)!r}: permission denied in {str(out.parent)!r}. Choose a writable location.") from None
+    lock = -1
     try:
+        lock = os.open(run / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        _try_lock(lock)  # a new file: nobody else can hold it
+        tmp = run / _CONTENT
         yield tmp
         _fsync_dir(tmp)
-        old = None
         if out.exists() or out.is_symlink():
             check_output(out, force=force)  # the world may have changed while we worked
-            if _exchange(tmp, out):
-                old = tmp  # now holding the old store
-            else:
-                old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-                os.rename(out, old)
+            if not _exchange(tmp, out):  # after a swap tmp holds the old store, deleted with the run below
+                aside = run / _ASIDE
+                os.rename(out, aside)
                 try:
                     os.rename(tmp, out)
                 except BaseException:
-                    os.rename(old, out)  # put the old store back before the new one is deleted below
+                    os.rename(aside, out)  # put the old store back before the new one is deleted below
                     raise
         else:
-            os.rename(tmp, out)
+            try:
+                os.rename(tmp, out)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                    raise FileExistsError(
+                        f"{str(out)!r} already exists: another run wrote it while this one worked (this run's "
+                        "result was discarded). Pass --force (force=True) to replace it, or choose another output."
+                    ) from None
+                raise
         _fsync_dir(out.parent)
-        if old is not None:
-            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = f", and the store already at {str(out)!r} is unchanged" if existed else ""
             raise OSError(exc.errno, f"No space left on the device while writing {str(out)!r}. Free space there, or "
-                          f"choose another output; nothing was written, and a store already at {str(out)!r} is "
-                          "unchanged.") from None
+                          f"choose another output; nothing was written{kept}.") from None
         raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+        if lock >= 0:
+            os.close(lock)
 
 
 def write_split_marker(directory: Path, parts: list[str]) -> None:
