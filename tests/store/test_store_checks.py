@@ -150,10 +150,10 @@ def test_separator_and_vocabulary_size_are_checked_against_the_tokenizer(store):
     opened = TokenStore.open(store.path)
     with pytest.raises(StoreError, match=r"separated by id 100, which is not a special token of tokenizer 'gpt2' "
                                          r"\(its special ids: 50256\)"):
-        opened.tokenizer
+        _ = opened.tokenizer
     rewrite(store.path, eot_id=50256, tokenizer__n_vocab=50300)
     with pytest.raises(StoreError, match=r"says the vocabulary has 50,300 ids, but tokenizer 'gpt2'.*has 50,257"):
-        TokenStore.open(store.path).tokenizer
+        _ = TokenStore.open(store.path).tokenizer
 
 
 def test_shard_counts_are_cross_checked(docs_dir, tmp_path):

@@ -97,19 +97,19 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
                             overflow="truncate" if truncate else "wrap"))
 
 
-def _check_ids(source: object, top: int, enc: object) -> None:
+def _check_ids(source: object, top: int, enc: tiktoken.Encoding) -> None:
     """Ids the tokenizer cannot decode can only come from a damaged store: say where, not ``KeyError: 65535``."""
     from lmfeed.store.format import StoreError, TokenStore
 
-    if top < enc.n_vocab:  # type: ignore[attr-defined]
+    if top < enc.n_vocab:
         return
     if isinstance(source, TokenStore):
         source.verify()  # names the file, the first bad id and its offset
-    raise StoreError(f"The batch holds id {top}, at or above the vocabulary size {enc.n_vocab:,}. The source is "  # type: ignore[attr-defined]
+    raise StoreError(f"The batch holds id {top}, at or above the vocabulary size {enc.n_vocab:,}. The source is "
                      "damaged; run `lmfeed info --verify` on it.")
 
 
-def _source(source: Path | None) -> tuple[object, str, object]:
+def _source(source: Path | None) -> tuple[object, str, tiktoken.Encoding | None]:
     """What to hand to create_dataloader, a name for it, and the tokenizer that decodes it (None: GPT-2)."""
     from lmfeed.cli import check_source, count
 

@@ -35,7 +35,7 @@ def command(store: Path, head: int, as_json: bool, verify: bool) -> None:
     paths = [store / "train", store / "val"] if is_split_dir(store) else [store]
     stores = [TokenStore.open(p) for p in paths]
     reports = [_report(s, head) for s in stores]
-    for s, r in zip(stores, reports):
+    for s, r in zip(stores, reports, strict=True):
         if verify:
             r["verified"] = s.verify()
     if as_json:
@@ -62,10 +62,11 @@ def command(store: Path, head: int, as_json: bool, verify: bool) -> None:
         click.echo(f"decoded:    {r['head_text']!r}")
         if "verified" in r:
             v = r["verified"]
-            click.echo(f"verified:   {v['tokens']:,} ids below {tok['n_vocab']:,}, {v['separators']:,} separators in place")
+            click.echo(f"verified:   {v['tokens']:,} ids below {tok['n_vocab']:,}, "
+                       f"{v['separators']:,} separators in place")
 
 
-def _report(store: "TokenStore", head: int) -> dict:  # noqa: F821 - imported lazily
+def _report(store: TokenStore, head: int) -> dict:
     from lmfeed.store.format import TOKENS, check_ids
 
     check_ids(store.tokens[:head], store.vocab_size, where=store.path / TOKENS)  # decode would fail with a bare id

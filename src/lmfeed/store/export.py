@@ -54,7 +54,7 @@ def export(store: TokenStore | str | os.PathLike[str], out: str | os.PathLike[st
         >>> np.memmap("train.bin", dtype=np.uint16, mode="r")[:2]  # doctest: +SKIP
         memmap([15496,   995], dtype=uint16)
     """
-    format = as_choice("format", format, ("nanogpt", "llmc"))  # type: ignore[assignment]
+    format = as_choice("format", format, ("nanogpt", "llmc"))
     if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
         raise TypeError(f"out must name the file to write, e.g. 'train.bin', but got {out!r}.")
     store = store if isinstance(store, TokenStore) else TokenStore.open(store)

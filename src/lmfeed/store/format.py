@@ -181,9 +181,9 @@ def _check_doc_starts(path: Path, starts: np.ndarray, num_tokens: int, gap: int)
         bad = np.flatnonzero(steps < gap)
         if len(bad):
             i = a + int(bad[0])
+            why = " (documents are separated by one token)" if gap and starts[i] == starts[i - 1] else ""
             raise StoreError(f"{path} is not in increasing order: entry {i:,} is {int(starts[i]):,}, after "
-                             f"{int(starts[i - 1]):,} at entry {i - 1:,}"
-                             f"{' (documents are separated by one token)' if gap and starts[i] == starts[i - 1] else ''}. {fix}")
+                             f"{int(starts[i - 1]):,} at entry {i - 1:,}{why}. {fix}")
         prev = int(block[-1])
     if prev > num_tokens:
         raise StoreError(f"{path} points past the end of the tokens: its last entry is {prev:,}, but there are "
@@ -251,7 +251,8 @@ class TokenStore:
         if not p.exists():
             raise FileNotFoundError(f"No such store: {str(p)!r}. Create it with `lmfeed prepare INPUT -o {p}`.")
         if not p.is_dir():
-            raise StoreError(f"{str(p)!r} is a file, not a token store (a store is a directory made by `lmfeed prepare`).")
+            raise StoreError(f"{str(p)!r} is a file, not a token store "
+                             "(a store is a directory made by `lmfeed prepare`).")
         if not os.access(p, os.R_OK | os.X_OK):
             raise _unreadable(p)
         meta_path = p / METADATA
@@ -457,7 +458,8 @@ def _check_metadata(where: Path, m: Any) -> None:
     version = m.get("version")
     if type(version) is not int or version != FORMAT_VERSION:  # type: True == 1 in Python, but is not a version
         if type(version) is int and version > FORMAT_VERSION:
-            raise StoreError(f"{where} is store format version {version}; this lmfeed reads version {FORMAT_VERSION}. Upgrade lmfeed.")
+            raise StoreError(f"{where} is store format version {version}; "
+                             f"this lmfeed reads version {FORMAT_VERSION}. Upgrade lmfeed.")
         raise StoreError(f"{where} has format version {version!r}; this lmfeed reads version {FORMAT_VERSION}.")
     problems = []
     if m.get("dtype") not in _DTYPES:
@@ -523,7 +525,8 @@ def _optional_problems(m: dict[str, Any]) -> list[str]:
             n = m["num_documents"]
             if shard is None and split is None and n != corpus:
                 problems.append(f"num_documents {n:,} is not the corpus's {corpus:,} documents (corpus_documents)")
-            elif shard is not None and split is None and n != len(range(shard["shard_index"], corpus, shard["num_shards"])):
+            elif shard is not None and split is None and n != len(range(shard["shard_index"], corpus,
+                                                                        shard["num_shards"])):
                 problems.append(f"num_documents {n:,} is not what shard {shard['shard_index']} of "
                                 f"{shard['num_shards']} takes of {corpus:,} documents")
             elif n > corpus:

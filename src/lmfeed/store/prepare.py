@@ -369,7 +369,8 @@ def store_metadata(enc: tiktoken.Encoding, files: list[InputFile], *, documents:
     """
     from lmfeed.text.tokenizer import vocabulary_fingerprint
 
-    options = {"allow_special": bool(allow_special), "errors": errors, "field": field, "format": format, "glob": glob}
+    options = {"allow_special": bool(allow_special), "errors": errors, "field": field, "format": format,
+               "glob": glob}
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,

@@ -287,7 +287,8 @@ def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
     try:
         run.mkdir()
     except PermissionError:
-        raise PermissionError(f"Cannot write {str(out)!r}: permission denied in {str(out.parent)!r}. Choose a writable location.") from None
+        raise PermissionError(f"Cannot write {str(out)!r}: permission denied in {str(out.parent)!r}. "
+                              "Choose a writable location.") from None
     lock = -1
     try:
         lock = os.open(run / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
