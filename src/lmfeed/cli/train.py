@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,18 @@ def _peak_memory_mb() -> float:
               help=f"Gradient norm clip, 0 for none. [default: {_D.grad_clip}]")
 @click.option("--eval-every", type=int, default=None,
               help=f"Steps between evaluations (val loss, checkpoint, pictures). [default: {_D.eval_every}]")
+@click.option("--log-every", type=int, default=None,
+              help=f"Steps between progress lines and metrics records. [default: {_D.log_every}]")
 @click.option("--seed", type=int, default=None, help=f"Seed of the weights and the batch order. [default: {_D.seed}]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help=f"[default: {_D.device}]")
+@click.option("--stop-after", type=int, default=None,
+              help="Stop after this step and save, keeping the schedule of --steps (a job in time slots; resume "
+                   "later).")
 @click.option("--no-plots", is_flag=True, help="Do not draw pictures.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.pass_context
 def command(ctx: click.Context, source: Path | None, out_dir: Path | None, resume_dir: Path | None,
-            no_plots: bool, quiet: bool, **options: Any) -> None:
+            stop_after: int | None, no_plots: bool, quiet: bool, **options: Any) -> None:
     """Train a small GPT on SOURCE and watch its embeddings learn.
 
     With no SOURCE it trains on the Python language reference that ships with every Python, split into training
@@ -107,7 +113,10 @@ def command(ctx: click.Context, source: Path | None, out_dir: Path | None, resum
         config = TrainConfig(**given, source=None if source is None else str(source),
                              out_dir=str(out_dir or _D.out_dir))
     on_eval = None if no_plots else _draw
-    result = train(config, resume=resume_dir is not None, on_log=None if quiet else _progress, on_eval=on_eval)
+    result = train(config, resume=resume_dir is not None, on_log=None if quiet else _progress, on_eval=on_eval,
+                   stop_after=stop_after)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports
+        return
     _report(result, config, no_plots)
     if result.reason == "interrupted":
         click.echo(f"Interrupted at step {result.step:,}: checkpoint saved. Continue with "

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmfeed._validate import as_int
 from lmfeed.model.baseline import position_structure, token_counts, unigram_cross_entropy
 from lmfeed.model.checkpoint import CHECKPOINT, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from lmfeed.model.config import TrainConfig
@@ -123,17 +124,18 @@ class _StopSignal:
             signal.signal(sig, old)
 
 
-def _distributed() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)``; initialises the process group under torchrun (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
+def _distributed(device: str) -> tuple[int, int, int, bool]:
+    """``(rank, world_size, local_rank, created)``: joins the process group under torchrun (WORLD_SIZE > 1)."""
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), False
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0, False
+    gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    dist.init_process_group(backend="nccl" if gpu else "gloo")
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), True
 
 
 def _device(config: TrainConfig, local_rank: int) -> torch.device:
@@ -246,7 +248,9 @@ def train(
                          "another -o; nothing was changed.")
 
     # -- distributed, device -------------------------------------------------------------------------------------
-    rank, world_size, local_rank = _distributed()
+    if stop_after is not None:
+        stop_after = as_int("stop_after", stop_after, minimum=1)
+    rank, world_size, local_rank, created_group = _distributed(config.device)
     master = rank == 0
     device = _device(config, local_rank)
     cuda = device.type == "cuda"
@@ -345,12 +349,13 @@ def train(
     start = time.perf_counter()
     window_start, window_tokens, losses = start, 0, []
     tokens_per_step = config.batch_size * t * world_size
-    if step == 0 and master and on_eval is not None:  # the "before" pictures, from the untrained model
+    if step == 0 and master:  # the loss curve's first point, and the "before" pictures, from the untrained model
         val_loss = _evaluate(model, val_loader, device, autocast)
         record({"step": 0, "tokens": 0, "train_loss": None, "val_loss": val_loss, "lr": config.lr * config.lr_at(0),
                 "tokens_per_s": None, "elapsed_s": 0.0}, None)
-        on_eval(Evaluation(run_dir, 0, config, model, splits.tokenizer, metrics, baseline, init_tables, train_counts,
-                           False))
+        if on_eval is not None:
+            on_eval(Evaluation(run_dir, 0, config, model, splits.tokenizer, metrics, baseline, init_tables,
+                               train_counts, False))
     batches = _batches(train_loader)
     reason = "done"
     ddp_model.train()
@@ -411,5 +416,7 @@ def train(
                      position_structure(model.learned_positions))
     if world_size > 1:
         dist.barrier()
+        if created_group:
+            dist.destroy_process_group()
     return TrainResult(run_dir, step, tokens_seen, val_loss, baseline,
                        elapsed_before + time.perf_counter() - start, reason != "done", reason, structure)
