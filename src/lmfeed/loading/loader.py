@@ -26,6 +26,7 @@ from lmfeed._validate import as_choice, as_int
 from lmfeed.loading.batch import WindowBatch
 from lmfeed.loading.parts import LoaderOptions, OffsetDataset, Part, build_part
 from lmfeed.loading.sampler import RandomOffsets, WindowBatchSampler, WindowOrder
+from lmfeed.loading.transport import RingBatches, ring_layout
 
 __all__ = ["WindowLoader", "create_dataloader", "create_train_val_loaders"]
 
@@ -85,6 +86,15 @@ class WindowLoader(DataLoader):
     def _window_sampler(self) -> WindowBatchSampler:
         """``batch_sampler`` as ``__init__`` took it (DataLoader's attribute is typed for any batch sampler)."""
         return cast(WindowBatchSampler, self.batch_sampler)
+
+    def _get_iterator(self) -> Any:
+        """With workers, batches cross through a shared ring of id buffers (:mod:`lmfeed.loading.transport`), not
+        as tensors per batch; DataLoader's own iterator for anything the ring does not carry."""
+        if self.num_workers > 0 and self.collate_fn is collate_windows:
+            layout = ring_layout(self.dataset, self._window_sampler.batch_size)
+            if layout is not None:
+                return RingBatches(self, layout)
+        return super()._get_iterator()
 
     # -- epochs -----------------------------------------------------------------------------------------------
     @property
