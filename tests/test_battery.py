@@ -327,11 +327,11 @@ def small_store(tmp_path_factory):
 def test_store_read_with_another_tokenizer_is_refused(small_store):
     import tiktoken
 
-    with pytest.raises(ValueError, match=r"was made with tokenizer 'gpt2', but tokenizer='r50k' was asked for"):
+    with pytest.raises(ValueError, match=r"Unknown tokenizer 'r50k'"):
         create_dataloader(small_store.path, tokenizer="r50k")
     bytes_only = tiktoken.Encoding("bytes", pat_str=r"\S+|\s+", mergeable_ranks={bytes([b]): b for b in range(256)},
                                    special_tokens={"<|endoftext|>": 256})
-    with pytest.raises(ValueError, match="another vocabulary was asked for. Pass tokenizer='gpt2'"):
+    with pytest.raises(ValueError, match=r"was made with tokenizer 'gpt2' .*has another vocabulary.*tokenizer='gpt2'"):
         create_dataloader(small_store.path, tokenizer=bytes_only)
     with pytest.raises(StoreError, match="vocabulary"):
         TokenStore.open(small_store.path, tokenizer=bytes_only)

@@ -49,6 +49,7 @@ _EXPORTS = {
     "TokenStore": "lmfeed.store.format",
     "GPT": "lmfeed.model.gpt",
     "prepare": "lmfeed._api",
+    "train_tokenizer": "lmfeed.text.train_bpe",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from lmfeed.model.gpt import GPT as GPT
     from lmfeed.store.format import TokenStore as TokenStore
     from lmfeed.text.tokenizer import ENDOFTEXT as ENDOFTEXT, get_tokenizer as get_tokenizer
+    from lmfeed.text.train_bpe import train_tokenizer as train_tokenizer
 
 
 def __getattr__(name: str) -> Any:

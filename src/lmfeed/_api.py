@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
-
-import tiktoken
+from typing import Any, Literal
 
 from lmfeed._validate import as_choice
 from lmfeed.store.format import TokenStore
@@ -29,7 +27,7 @@ def prepare(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     *,
-    tokenizer: str | tiktoken.Encoding = "gpt2",
+    tokenizer: Any = "gpt2",
     backend: Backend = "auto",
     glob: str = "*",
     field: str = "text",
@@ -37,6 +35,7 @@ def prepare(
     errors: DecodeErrors = "strict",
     allow_special: bool = False,
     eot: bool = True,
+    separator: Literal["auto", "eos", "bos", "none"] = "auto",
     workers: int | None = None,
     num_shards: int = 1,
     shard_index: int = 0,
@@ -85,7 +84,8 @@ def prepare(
         from lmfeed.store.prepare import prepare as prepare_local
 
         return prepare_local(inputs, out, tokenizer=tokenizer, backend=backend, glob=glob, field=field, format=format,
-                             errors=errors, allow_special=allow_special, eot=eot, workers=workers,
+                             errors=errors, allow_special=allow_special, eot=eot, separator=separator,
+                             workers=workers,
                              num_shards=num_shards, shard_index=shard_index, val_fraction=val_fraction, seed=seed,
                              force=force, progress=progress)
     if workers is not None:
@@ -97,5 +97,6 @@ def prepare(
     from lmfeed.engines.ray_engine import prepare_ray
 
     return prepare_ray(inputs, out, tokenizer=tokenizer, backend=backend, glob=glob, field=field, format=format,
-                       errors=errors, allow_special=allow_special, eot=eot, val_fraction=val_fraction, seed=seed,
+                       errors=errors, allow_special=allow_special, eot=eot, separator=separator,
+                       val_fraction=val_fraction, seed=seed,
                        force=force, progress=progress, address=address, num_tasks=num_tasks)

@@ -25,6 +25,7 @@ _COMMANDS = {
     "export": "export",
     "train": "train",
     "generate": "generate",
+    "train-tokenizer": "train_tokenizer",
 }
 
 

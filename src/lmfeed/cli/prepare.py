@@ -13,12 +13,14 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
     from lmfeed._api import Engine
     from lmfeed.text.backends import Backend
     from lmfeed.text.sources import DecodeErrors, InputFormat
+    from lmfeed.text.tokenizer import Separator
 
 
 @click.command(name="prepare")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The store's directory.")
-@click.option("--tokenizer", default="gpt2", show_default=True, help="Tokenizer name.")
+@click.option("--tokenizer", default="gpt2", show_default=True,
+              help="A name (gpt2), a tokenizer.json or a directory holding one, or a .tiktoken file.")
 @click.option("--backend", type=click.Choice(["auto", "tiktoken", "fastokens"]), default="auto", show_default=True,
               help="What encodes (same ids either way); "
                    "auto: fastokens when installed and self-checked, else tiktoken.")
@@ -29,7 +31,10 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
 @click.option("--errors", type=click.Choice(["strict", "replace", "skip"]), default="strict", show_default=True,
               help="Bytes that are not UTF-8: stop with an error, replace them with U+FFFD, or skip them.")
 @click.option("--allow-special", is_flag=True, help="Encode a literal <|endoftext|> in a document as the special id.")
-@click.option("--no-eot", is_flag=True, help="Do not put the end-of-text id between documents.")
+@click.option("--separator", type=click.Choice(["auto", "eos", "bos", "none"]), default="auto", show_default=True,
+              help="Between documents: eos (the end-of-text id after each but the last), bos (the begin id before "
+                   "each), none; auto: eos when the tokenizer has one, else bos. Recorded in the store.")
+@click.option("--no-eot", is_flag=True, help="Do not separate documents (the same as --separator none).")
 @click.option("--workers", type=int, default=None, help="Encoding processes, one core each [default: all cores].")
 @click.option("--num-shards", type=int, default=1, show_default=True,
               help="Split the documents into this many shards...")
@@ -52,7 +57,8 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
               help="A progress bar even when stderr is not a terminal (default: only on one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: Backend, glob: str, field: str,
-            format_: InputFormat, errors: DecodeErrors, allow_special: bool, no_eot: bool, workers: int | None,
+            format_: InputFormat, errors: DecodeErrors, allow_special: bool, separator: Separator, no_eot: bool,
+            workers: int | None,
             num_shards: int, shard_index: int, val_fraction: float, seed: int, engine: Engine, address: str | None,
             num_tasks: int | None, force: bool, quiet: bool, progress: bool, as_json: bool) -> None:
     """Tokenize INPUT... (text files, directories, .jsonl, .gz, or - for stdin) into a token store.
@@ -66,6 +72,7 @@ def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: Back
         lmfeed prepare the-verdict.txt -o verdict.store
         lmfeed prepare corpus/ --glob '*.txt' -o corpus.store --val-fraction 0.1
         lmfeed prepare web.jsonl.gz --num-shards 8 --shard-index 3 -o shards/web.3
+        lmfeed prepare corpus/ --tokenizer my-bpe/tokenizer.json -o corpus.store
         lmfeed prepare corpus/ -o corpus.store --engine ray --num-tasks 64
 
     With --engine ray a failed run keeps its finished parts beside OUTPUT: run the same command again to go on.
@@ -77,6 +84,7 @@ def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: Back
     result = prepare(list(inputs), output, tokenizer=tokenizer, backend=backend, glob=glob,
                      field=field, format=format_,
                      errors=errors, allow_special=allow_special, eot=not no_eot, workers=workers,
+                     separator=separator,
                      num_shards=num_shards, shard_index=shard_index, val_fraction=val_fraction, seed=seed,
                      force=force, progress=not quiet and (progress or sys.stderr.isatty()), engine=engine,
                      address=address, num_tasks=num_tasks)

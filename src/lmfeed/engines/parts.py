@@ -173,7 +173,7 @@ def write_part(task: PlannedTask, files: Sequence[InputFile], options: PartOptio
     eot_array = np.array([0 if options.eot_id is None else options.eot_id], dtype=dtype)
     writer = StoreWriter(tmp, dtype=dtype, eot_id=options.eot_id)
     try:
-        with encoder(1, (options.tokenizer, options.allow_special, dtype, options.backend),  # type: ignore[arg-type]
+        with encoder(1, (options.tokenizer, options.allow_special, dtype, options.backend, False),  # type: ignore[arg-type]
                      eot_array) as run:
             for result in run(_tasks(task, files, options)):
                 for ids, starts in result.values():

@@ -26,8 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import tiktoken
-
 from lmfeed._validate import as_choice, as_int, as_probability
 from lmfeed.engines.parts import (
     PartOptions,
@@ -42,9 +40,9 @@ from lmfeed.engines.plan import PlannedTask, plan_tasks
 from lmfeed.store.format import TokenStore
 from lmfeed.store.prepare import (
     TrainVal,
-    _gpt2_pattern,
     check_inputs_apart,
     check_not_empty,
+    gpt2_splittable,
     separator_id,
     store_dtype,
     store_metadata,
@@ -163,7 +161,7 @@ def prepare_ray(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     *,
-    tokenizer: str | tiktoken.Encoding = "gpt2",
+    tokenizer: Any = "gpt2",
     backend: Backend = "auto",
     glob: str = "*",
     field: str = "text",
@@ -171,6 +169,7 @@ def prepare_ray(
     errors: DecodeErrors = "strict",
     allow_special: bool = False,
     eot: bool = True,
+    separator: str = "auto",
     val_fraction: float = 0.0,
     seed: int = 0,
     force: bool = False,
@@ -218,7 +217,7 @@ def prepare_ray(
         raise ValueError(f"address must be 'auto' or 'HOST:PORT', but got {address!r}.")
     if not isinstance(field, str) or not field:
         raise ValueError(f"field must be a JSON key such as 'text', but got {field!r}.")
-    eot_id = separator_id(enc, eot=eot, allow_special=allow_special)
+    eot_id = separator_id(enc, eot=eot, allow_special=allow_special, separator=separator)  # EOS or none only
     dtype = store_dtype(enc)
     files = expand_inputs(inputs, glob=glob, format=format)
     if any(f.path is None for f in files):
@@ -232,7 +231,7 @@ def prepare_ray(
     stamps = [(st.st_size, st.st_mtime_ns) for st in (os.stat(f.path) for f in shipped if f.path is not None)]
     registered = enc.name in tokenizer_names() and vocabulary_fingerprint(get_tokenizer(enc.name)) == \
         vocabulary_fingerprint(enc)
-    splittable = enc._pat_str == _gpt2_pattern()  # tiktoken has no public accessor for the pattern
+    splittable = gpt2_splittable(enc)
     options = PartOptions(tokenizer=enc.name if registered else enc, fingerprint=vocabulary_fingerprint(enc),
                           backend=backend, allow_special=bool(allow_special), errors=errors, field=field,
                           dtype=dtype, eot_id=eot_id, splittable=splittable)
@@ -338,7 +337,7 @@ def _describe(task: PlannedTask, files: list[InputFile]) -> str:
     return where + (f" and {len(task.units) - 1} more" if len(task.units) > 1 else "")
 
 
-def _merge(out: Path, parts_dir: Path, names: list[str], enc: tiktoken.Encoding, files: list[InputFile], *,
+def _merge(out: Path, parts_dir: Path, names: list[str], enc: Any, files: list[InputFile], *,
            allow_special: bool, errors: str, field: str, format: str, glob: str, val_fraction: float, seed: int,
            force: bool, dtype: str, eot_id: int | None) -> TokenStore | TrainVal:
     split_names = ["train", "val"] if val_fraction else [""]
@@ -352,7 +351,7 @@ def _merge(out: Path, parts_dir: Path, names: list[str], enc: tiktoken.Encoding,
                 w.close()
             raise
         metadata = store_metadata(enc, files, documents=documents, allow_special=allow_special, errors=errors,
-                                  field=field, format=format, glob=glob)
+                                  field=field, format=format, glob=glob, separator="eos", separator_id=eot_id)
         for n, w in zip(split_names, writers, strict=True):
             w.finish({**metadata, "split": {"part": n, "val_fraction": val_fraction, "seed": seed} if n else None})
         if val_fraction:

@@ -69,23 +69,21 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
 
 
 def _check_store_tokenizer(store: Any, tokenizer: Any) -> None:
-    """A store is read only with the tokenizer it was made with: by name, or by vocabulary for an Encoding."""
-    import tiktoken
-
+    """A store is read only with the vocabulary it was made with: fingerprints compared, whatever the names say
+    (two vocabularies both called ``gpt2`` are told apart; one tokenizer.json under two paths is one)."""
     from lmfeed.text.tokenizer import vocabulary_fingerprint
 
     made_with = store.metadata["tokenizer"]
-    if isinstance(tokenizer, tiktoken.Encoding):
-        if vocabulary_fingerprint(tokenizer) == made_with["fingerprint"]:
-            return
-        asked = f"a tiktoken.Encoding named {tokenizer.name!r} with another vocabulary"
-    elif tokenizer == made_with["name"]:
+    enc = resolve_tokenizer(tokenizer)
+    if vocabulary_fingerprint(enc) == made_with["fingerprint"]:
         return
-    else:
-        asked = f"tokenizer={tokenizer!r}"
+    named = isinstance(tokenizer, (str, os.PathLike))
+    asked = f"tokenizer={tokenizer!r}" if named else f"a tokenizer named {enc.name!r}"
     raise ValueError(
-        f"{str(store.path)!r} was made with tokenizer {made_with['name']!r}, but {asked} was asked for. "
-        f"Pass tokenizer={made_with['name']!r}, or prepare the store again with the tokenizer you want."
+        f"{str(store.path)!r} was made with tokenizer {made_with['name']!r} "
+        f"(vocabulary {made_with['fingerprint'][:12]}), "
+        f"but {asked} has another vocabulary ({vocabulary_fingerprint(enc)[:12]}). Pass the tokenizer that made the "
+        f"store (tokenizer={made_with['name']!r}), or prepare the store again with the tokenizer you want."
     )
 
 

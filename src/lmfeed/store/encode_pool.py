@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tiktoken
 
 from lmfeed.text.sources import RawRecord
 
@@ -30,14 +29,14 @@ __all__ = ["Task", "encoder", "sigterm_as_interrupt"]
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype: str, backend: Backend,
+def _init_worker(tokenizer: Any, allow_special: bool, dtype: str, backend: Backend, bos: bool,
                  parent: int | None) -> None:
     from lmfeed.text.backends import batch_encoder
     from lmfeed.text.tokenizer import resolve_tokenizer
 
     enc = resolve_tokenizer(tokenizer)
     # after a fork the parent's loaded (and self-checked) fastokens is inherited: no second load
-    _worker.update(encode=batch_encoder(backend, enc, allow_special=allow_special), dtype=np.dtype(dtype))
+    _worker.update(encode=batch_encoder(backend, enc, allow_special=allow_special), dtype=np.dtype(dtype), bos=bos)
     if parent is not None:  # a pool process: the parent handles Ctrl-C, and a killed parent must not leave us behind
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         # the parent's SIGTERM-as-interrupt handler was inherited: the pool's terminate() must end us quietly
@@ -53,12 +52,15 @@ def _init_worker(tokenizer: str | tiktoken.Encoding, allow_special: bool, dtype:
 
 
 Task = list[tuple[int, str | RawRecord, bool, bool]]  # (part, text, starts_document, separator_before)
+# EOS style: the separator comes before every document but the first, and doc_starts point after it;
+# BOS style: it comes before every document, and doc_starts point at it.
 
 
 def _encode_task(task: Task) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Encode a task's pieces; per part, the ids (separators in place) and the offsets where documents start."""
     dtype = _worker["dtype"]
     eot = _worker.get("eot")
+    bos = _worker["bos"]
     # one call for the whole task: the fast backend encodes a batch without a Python object per id
     texts = [text.text() if isinstance(text, RawRecord) else text for _, text, _, _ in task]
     ids, offsets = _worker["encode"](texts)  # (total,) uint32, (len(task) + 1,)
@@ -69,11 +71,13 @@ def _encode_task(task: Task) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     out: dict[int, tuple[list[np.ndarray], list[int], int]] = {}
     for i, (part, _, starts, separator) in enumerate(task):
         arrays, doc_starts, n = out.get(part, ([], [], 0))
+        if starts and bos:
+            doc_starts.append(n)
         if separator:
             assert eot is not None  # encoder() sets it in every process that runs tasks
             arrays.append(eot)
             n += 1
-        if starts:
+        if starts and not bos:
             doc_starts.append(n)
         arrays.append(ids[bounds[i] : bounds[i + 1]])
         out[part] = (arrays, doc_starts, n + bounds[i + 1] - bounds[i])
@@ -82,7 +86,7 @@ def _encode_task(task: Task) -> dict[int, tuple[np.ndarray, np.ndarray]]:
 
 
 @contextlib.contextmanager
-def encoder(workers: int, init_args: tuple[str | tiktoken.Encoding, bool, str, Backend],
+def encoder(workers: int, init_args: tuple[Any, bool, str, Backend, bool],
             eot: np.ndarray) -> Iterator[Callable[[Iterable[Task]], Iterator[Any]]]:
     """Yield ``run(tasks) -> results`` in task order: inline for 1 worker, else a process pool, bounded in flight."""
     if workers == 1:
@@ -121,9 +125,9 @@ def encoder(workers: int, init_args: tuple[str | tiktoken.Encoding, bool, str, B
     pool.join()
 
 
-def _init_worker_eot(tokenizer: Any, allow_special: bool, dtype: str, backend: Backend, parent: int,
+def _init_worker_eot(tokenizer: Any, allow_special: bool, dtype: str, backend: Backend, bos: bool, parent: int,
                      eot: np.ndarray) -> None:
-    _init_worker(tokenizer, allow_special, dtype, backend, parent)
+    _init_worker(tokenizer, allow_special, dtype, backend, bos, parent)
     _worker["eot"] = eot
 
 

@@ -205,7 +205,7 @@ class TokenStore:
     """
 
     def __init__(self, path: Path, metadata: dict[str, Any], tokens: np.ndarray, doc_starts: np.ndarray,
-                 tokenizer: tiktoken.Encoding | None = None) -> None:
+                 tokenizer: Any = None) -> None:
         self.path = path
         self.metadata = metadata
         self.tokens = tokens
@@ -228,14 +228,14 @@ class TokenStore:
             return False
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, tokenizer: tiktoken.Encoding | None = None) -> TokenStore:
+    def open(cls, path: str | os.PathLike[str], *, tokenizer: Any = None) -> TokenStore:
         """Open and validate a store without reading its ids into memory.
 
         Args:
             path: the store's directory.
-            tokenizer: the ``tiktoken.Encoding`` to decode with, for a store written with a tokenizer that
-                ``lmfeed.text.tokenizer.get_tokenizer`` does not know; its vocabulary fingerprint must match the
-                store's.
+            tokenizer: the tokenizer to decode with (a ``tiktoken.Encoding``, a loaded ``tokenizer.json``, or a name
+                or path for ``lmfeed.get_tokenizer``), for a store whose recorded tokenizer cannot be found from here;
+                its vocabulary fingerprint must match the store's.
 
         Returns:
             The store.
@@ -340,10 +340,10 @@ class TokenStore:
             raise IndexError(f"document {i} does not exist: the store has {n:,} documents (0 to {n - 1:,}).")
         i %= n
         end = int(self.doc_starts[i + 1]) - (self.eot_id is not None) if i + 1 < n else len(self)
-        return self.tokens[int(self.doc_starts[i]) : end]
+        return self.tokens[int(self.doc_starts[i]) + (self.separator == "bos") : end]
 
     @property
-    def tokenizer(self) -> tiktoken.Encoding:
+    def tokenizer(self) -> Any:
         """The tokenizer that wrote the store (for decoding), checked against the recorded vocabulary fingerprint.
 
         Raises:
@@ -355,20 +355,24 @@ class TokenStore:
             name = self.metadata["tokenizer"]["name"]
             try:
                 enc = get_tokenizer(name)
-            except ValueError:
+            except (ValueError, OSError):
                 raise StoreError(
-                    f"{str(self.path)!r} was written with tokenizer {name!r}, which lmfeed does not know. "
-                    "Pass it explicitly: TokenStore.open(path, tokenizer=enc)."
+                    f"{str(self.path)!r} was written with tokenizer {name!r}, which lmfeed does not know or cannot "
+                    "find from here. Pass it explicitly: TokenStore.open(path, tokenizer=enc) (or its path)."
                 ) from None
             self._set_tokenizer(enc)  # checks enc, then keeps it
             return enc
         return self._tokenizer
 
-    def _set_tokenizer(self, enc: tiktoken.Encoding) -> None:
-        from lmfeed.text.tokenizer import vocabulary_fingerprint
+    def _set_tokenizer(self, enc: Any) -> None:
+        from lmfeed.text.hf_tokenizer import HFTokenizer
+        from lmfeed.text.tokenizer import resolve_tokenizer, vocabulary_fingerprint
 
-        if not isinstance(enc, tiktoken.Encoding):
-            raise TypeError(f"tokenizer must be a tiktoken.Encoding, but got {type(enc).__name__}.")
+        if isinstance(enc, (str, os.PathLike)):
+            enc = resolve_tokenizer(enc)
+        if not isinstance(enc, (tiktoken.Encoding, HFTokenizer)):
+            raise TypeError(f"tokenizer must be a tiktoken.Encoding, a loaded tokenizer.json or a tokenizer's name or "
+                            f"path, but got {type(enc).__name__}.")
         want = self.metadata["tokenizer"]["fingerprint"]
         if vocabulary_fingerprint(enc) != want:
             raise StoreError(

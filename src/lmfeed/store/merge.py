@@ -22,7 +22,7 @@ from lmfeed.store.writer import StoreWriter, check_apart, staging_dir, write_spl
 
 __all__ = ["merge"]
 
-_SAME_RUN = ("sources", "corpus_documents", "options", "split", "tokenizer", "eot_id", "dtype")
+_SAME_RUN = ("sources", "corpus_documents", "options", "split", "tokenizer", "eot_id", "dtype", "separator")
 _BLOCK_DOCS = 4096
 _BLOCK_TOKENS = 1 << 24
 
@@ -143,7 +143,7 @@ def _merge_shards(writer: StoreWriter, stores: list[TokenStore]) -> dict[str, An
             if taken[i] >= shards[i].num_documents:
                 raise StoreError(f"{shards[i].path} has fewer documents ({shards[i].num_documents:,}) than its run's "
                                  f"{total:,} documents give shard {i}; the shard is damaged. Prepare it again.")
-            pieces.append(shards[i].document(int(taken[i])))
+            pieces.append(_with_bos(shards[i], int(taken[i])))
             taken[i] += 1
         if pieces and int(max((int(p.max()) for p in pieces if len(p)), default=0)) >= shards[0].vocab_size:
             for store in shards:
@@ -154,6 +154,16 @@ def _merge_shards(writer: StoreWriter, stores: list[TokenStore]) -> dict[str, An
             raise StoreError(f"{store.path} has {store.num_documents:,} documents, but its run gives shard {i} "
                              f"{int(taken[i]):,}; the shard is damaged. Prepare it again.")
     return {k: v for k, v in meta.items() if k not in ("num_tokens", "num_documents")} | {"shard": None}
+
+
+def _with_bos(store: TokenStore, i: int) -> np.ndarray:
+    """Document ``i`` as the writer takes it: in a BOS-style store with the BOS that opens it (the writer adds EOS
+    separators itself, never BOS ones)."""
+    doc = store.document(i)
+    if store.separator != "bos":
+        return doc
+    start = int(store.doc_starts[i])
+    return store.tokens[start : start + 1 + len(doc)]
 
 
 def _write_documents(writer: StoreWriter, docs: list[np.ndarray]) -> None:

