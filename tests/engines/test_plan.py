@@ -101,6 +101,7 @@ def test_compressed_files_and_other_pre_tokenizers_are_planned_whole(tmp_path):
 def test_default_num_tasks():
     assert default_num_tasks(100 << 20, 2) == 8  # 4 per CPU
     assert default_num_tasks(10 << 20, 8) == 3  # but tasks of at least 4 MB
+    assert default_num_tasks(20 << 20, 2) == 6  # in whole waves (5 tasks would leave a CPU idle at the end)
     assert default_num_tasks(100 << 30, 2) == 400  # and at most 256 MB
     assert default_num_tasks(0, 4) == 1
 

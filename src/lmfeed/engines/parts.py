@@ -34,13 +34,18 @@ from lmfeed.store.prepare import _PIECE_CHARS, _pieces, val_mask
 from lmfeed.store.writer import StoreWriter
 from lmfeed.text.sources import _FIX_UTF8, _PY_ERRORS, InputFile, RawRecord, ReadStats, iter_document_blocks
 
-__all__ = ["PartOptions", "PartResult", "write_part", "part_key", "read_part", "merge_parts"]
+__all__ = ["EngineError", "PartOptions", "PartResult", "write_part", "part_key", "read_part", "merge_parts"]
 
 PART_FORMAT = "lmfeed-part"
 PART_VERSION = 1
 _BLOCK = 1 << 20
 _MERGE_TOKENS = 1 << 24
 _MERGE_DOCS = 4096
+
+
+class EngineError(ConnectionError):
+    """The engine could not run the work: no cluster to reach, a worker lost more often than ``max_retries``, or an
+    output directory that the nodes do not share."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,12 +169,21 @@ def write_part(task: PlannedTask, files: Sequence[InputFile], options: PartOptio
     Runs anywhere: in a Ray worker, or in this process. The part appears whole; a rerun of a task that already
     wrote it (a worker lost after the rename) finds it and keeps it, since the same task writes the same bytes.
     """
+    if not os.path.isdir(parts_dir):  # never created here: on a node without the shared filesystem it is missing
+        import socket
+
+        raise EngineError(f"Node {socket.gethostname()} cannot see {parts_dir}, where the parts go: OUT must be on a "
+                          "filesystem every node sees.")
     final = Path(parts_dir) / part_name(task, key)
     done = read_part_metadata(final)
     if done is not None:
         return PartResult(task.index, done["num_tokens"], done["num_documents"], reused=True)
     tmp = Path(parts_dir) / f".{final.name}.tmp-{secrets.token_hex(4)}"
     dtype = options.dtype
+    if options.backend != "tiktoken" and options.tokenizer == "gpt2":
+        from lmfeed.text.backends import preload
+
+        preload()  # a new worker builds fastokens on a thread while tiktoken's encoding is built, as prepare does
     eot_array = np.array([0 if options.eot_id is None else options.eot_id], dtype=dtype)
     writer = StoreWriter(tmp, dtype=dtype, eot_id=options.eot_id)
     try:

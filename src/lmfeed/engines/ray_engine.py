@@ -28,6 +28,7 @@ from typing import Any
 
 from lmfeed._validate import as_choice, as_int, as_probability
 from lmfeed.engines.parts import (
+    EngineError,
     PartOptions,
     PartResult,
     merge_parts,
@@ -60,11 +61,6 @@ _MIN_TASK_BYTES = 4 << 20
 _MAX_TASK_BYTES = 256 << 20
 
 
-class EngineError(ConnectionError):
-    """The engine could not run the work: no cluster to reach, a worker lost more often than ``max_retries``, or an
-    output directory that the nodes do not share."""
-
-
 def parts_dir_for(out: str | os.PathLike[str]) -> Path:
     """Where the part stores of a run writing ``out`` live: ``.NAME.parts`` beside it."""
     out = Path(os.path.abspath(out))
@@ -73,8 +69,12 @@ def parts_dir_for(out: str | os.PathLike[str]) -> Path:
 
 def default_num_tasks(total_bytes: int, cpus: int) -> int:
     """Four tasks per CPU of the cluster (so a lost task costs little and the CPUs stay busy to the end), but tasks
-    of at least 4 MB (Ray's overhead per task stays small) and at most 256 MB (a retry stays cheap)."""
-    by_cpus = min(4 * max(1, cpus), -(-total_bytes // _MIN_TASK_BYTES))
+    of at least 4 MB (Ray's overhead per task stays small; rounded up to a whole number of waves) and at most
+    256 MB (a retry stays cheap)."""
+    cpus = max(1, cpus)
+    by_cpus = min(4 * cpus, -(-total_bytes // _MIN_TASK_BYTES))
+    if by_cpus > cpus:
+        by_cpus = -(-by_cpus // cpus) * cpus  # whole waves: no last wave with CPUs left idle
     return max(1, by_cpus, -(-total_bytes // _MAX_TASK_BYTES))
 
 
@@ -129,19 +129,28 @@ def _connect(address: str | None) -> tuple[Any, bool]:
     return ray, True
 
 
-def _check_shared(ray: Any, parts_dir: Path, files: Sequence[InputFile]) -> None:
-    """Every node with CPUs sees the parts directory and the inputs as this process does, or an EngineError."""
+def _start_probes(ray: Any, parts_dir: Path, files: Sequence[InputFile]) -> tuple[list[Any], Path]:
+    """Ask every node with CPUs whether it sees the parts directory and the inputs as this process does.
+
+    The probes run while the first tasks start (a node that cannot see the directory also fails its tasks, which
+    never create it); ``_check_probes`` collects them before any result is used.
+    """
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     token = secrets.token_hex(8)
     marker = parts_dir / f".visible-{token}"
     marker.write_text(token)
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    probe = ray.remote(_probe)
+    sizes = ray.put([(str(f.path), f.size) for f in files])
+    refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(str(marker), token, sizes) for n in nodes]
+    return refs, marker
+
+
+def _check_probes(ray: Any, refs: list[Any], marker: Path) -> None:
+    """Every probe's answer, or an EngineError that names what some node cannot see."""
     try:
-        nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
-        probe = ray.remote(_probe)
-        sizes = [(str(f.path), f.size) for f in files]
-        refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-                .remote(str(marker), token, sizes) for n in nodes]
         problems = [p for found in ray.get(refs) for p in found]
     finally:
         marker.unlink(missing_ok=True)
@@ -243,12 +252,12 @@ def prepare_ray(
         planned = plan_tasks(shipped, num_tasks or default_num_tasks(total, cpus), gpt2_pattern=splittable)
         parts_dir = parts_dir_for(out_path)
         parts_dir.mkdir(exist_ok=True)
-        _check_shared(ray, parts_dir, shipped)
         keys = [part_key(t, shipped, options, stamps) for t in planned]
         names = [part_name(t, k) for t, k in zip(planned, keys, strict=True)]
         _remove_other_parts(parts_dir, set(names))
         logger.info("%d tasks on %d CPUs into %s", len(planned), cpus, parts_dir)
-        _run_tasks(ray, planned, keys, names, shipped, options, parts_dir, max_retries, progress)
+        probes = _start_probes(ray, parts_dir, shipped)
+        _run_tasks(ray, planned, keys, names, shipped, options, parts_dir, max_retries, progress, probes)
         return _merge(out_path, parts_dir, names, enc, files, allow_special=allow_special, errors=errors,
                       field=field, format=format, glob=glob, val_fraction=val_fraction, seed=seed, force=force,
                       dtype=dtype, eot_id=eot_id)
@@ -268,7 +277,8 @@ def _remove_other_parts(parts_dir: Path, keep: set[str]) -> None:
 
 
 def _run_tasks(ray: Any, planned: list[PlannedTask], keys: list[str], names: list[str], files: list[InputFile],
-               options: PartOptions, parts_dir: Path, max_retries: int, progress: bool) -> None:
+               options: PartOptions, parts_dir: Path, max_retries: int, progress: bool,
+               probes: tuple[list[Any], Path]) -> None:
     """Run every task whose part is not there yet; one progress bar; the first failure (in plan order) raised."""
     done: dict[int, PartResult] = {}
     for t, name in zip(planned, names, strict=True):
@@ -286,6 +296,7 @@ def _run_tasks(ray: Any, planned: list[PlannedTask], keys: list[str], names: lis
     new_tokens = 0
     failures: dict[int, BaseException] = {}
     try:
+        _check_probes(ray, *probes)
         if bar is not None:
             bar.update(len(done))
         while pending:
