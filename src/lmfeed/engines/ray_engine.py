@@ -233,6 +233,9 @@ def prepare_ray(
         raise ValueError("engine='ray' cannot read stdin ('-'): its tasks read the inputs on other machines. "
                          "Save it to a file first, or run without --engine ray.")
     out_path = Path(out)
+    parts_dir = parts_dir_for(out_path)
+    # OUT may lie inside an input directory: a rerun must not read the parts of the run it resumes as text
+    files = [f for f in files if f.path is None or parts_dir not in Path(os.path.abspath(f.path)).parents]
     check_inputs_apart(files, out_path)
     check_output(out_path, force=force)
     # the workers get absolute paths: their working directory is not ours (names, for messages, stay as given)
@@ -250,7 +253,6 @@ def prepare_ray(
         cpus = int(ray.cluster_resources().get("CPU", 1))
         total = sum(f.size or 0 for f in shipped)
         planned = plan_tasks(shipped, num_tasks or default_num_tasks(total, cpus), gpt2_pattern=splittable)
-        parts_dir = parts_dir_for(out_path)
         parts_dir.mkdir(exist_ok=True)
         keys = [part_key(t, shipped, options, stamps) for t in planned]
         names = [part_name(t, k) for t, k in zip(planned, keys, strict=True)]
