@@ -56,3 +56,24 @@ def as_probability(name: str, value: Any, *, fix: str = "") -> float:
     if not 0.0 <= number < 1.0:
         raise ValueError(f"{name} must be in [0, 1), but got {number}. {fix or f'Use e.g. {name}=0.1.'}")
     return number
+
+
+def as_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (numpy's included), else a TypeError: ``shuffle="False"`` is truthy, and
+    would silently mean the opposite of what it says."""
+    kind = type(value)
+    if isinstance(value, bool) or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")):  # np.True_
+        return bool(value)
+    hint = f" (a string: {name}={value.strip().lower() == 'true'} without quotes?)" if isinstance(value, str) and \
+        value.strip().lower() in ("true", "false") else ""
+    raise TypeError(f"{name} must be True or False, but got {value!r} ({type(value).__name__}){hint}.")
+
+
+SEED_MAX = 2**64 - 1  # torch.manual_seed and numpy's SeedSequence both take seeds in [0, 2**64)
+
+
+def as_seed(name: str, value: Any) -> int:
+    """Return ``value`` as a seed in ``[0, 2**64 - 1]``, the range ``torch.manual_seed`` takes, else a clear error
+    (torch's own is "Overflow when unpacking long long")."""
+    return as_int(name, value, minimum=0, maximum=SEED_MAX,
+                  fix=f"A seed is a whole number from 0 to 2**64 - 1 = {SEED_MAX:,}, e.g. {name}=123.")

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
@@ -22,18 +24,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from lmfeed._validate import as_choice, as_int
+from lmfeed._validate import as_bool, as_choice, as_int, as_seed
 from lmfeed.loading.batch import WindowBatch
 from lmfeed.loading.parts import LoaderOptions, OffsetDataset, Part, build_part
-from lmfeed.loading.sampler import RandomOffsets, WindowBatchSampler, WindowOrder
+from lmfeed.loading.sampler import PassState, RandomOffsets, WindowBatchSampler, WindowOrder, WindowSampler
+from lmfeed.loading.state import check_state, make_state
 from lmfeed.loading.transport import RingBatches, ring_layout
 
 __all__ = ["WindowLoader", "create_dataloader", "create_train_val_loaders"]
 
 logger = logging.getLogger(__name__)
-
-_STATE_VERSION = 1
-
 
 def collate_windows(data: Any) -> Any:
     """Take a :class:`WindowBatch` as it is (already stacked); anything else goes to torch's ``default_collate``."""
@@ -56,17 +56,28 @@ _OffsetDataset = OffsetDataset  # the name before parts.py
 class WindowLoader(DataLoader):
     """A ``torch.utils.data.DataLoader`` over windows that can say where it is and resume from there.
 
-    Iterating is a pass over (the rest of) an epoch. A pass that finishes moves to the next epoch (with a seed, a new
-    order; without one, the next pass draws from torch's global RNG as ``DataLoader`` does). A pass abandoned
-    midway is started again from its beginning by the next ``iter()``, as with ``DataLoader``, unless a state was
-    loaded with :meth:`load_state_dict`.
+    Passes and epochs, the rules:
 
-    ``state_dict()`` after receiving batch k is small (counters and seeds) and, loaded into a new loader built with
-    the same arguments (any ``num_workers``, any world size), makes the next pass yield batch k + 1 onwards.
+    - ``iter(loader)`` when no other pass is live starts the *training pass*: the rest of the current epoch (after
+      :meth:`load_state_dict`: from the loaded position), otherwise the epoch from its beginning. A training pass
+      abandoned midway is started again from its beginning by the next ``iter()``, as with ``DataLoader``.
+    - When a training pass has handed out its last batch the epoch advances: with a seed the next pass walks a new
+      order; without one it draws from torch's global RNG as ``DataLoader`` does. So a complete pass always
+      advances the epoch, also one that only computes a loss over the whole loader.
+    - ``iter(loader)`` while a training pass is live (its iterator exists and is not exhausted) starts a *nested
+      pass*, as the book's ``evaluate_model`` does between training steps: it walks the live pass's epoch from the
+      beginning (without a seed, a fresh shuffle drawn as ``DataLoader`` draws one) and changes nothing the
+      training pass owns: not its position, its epoch or its epoch seed, even when it runs to the end.
+    - ``state_dict()`` describes the training pass (or, between passes, where the next one starts); after
+      receiving batch k, loaded into a new loader built with the same arguments (any ``num_workers``, any world
+      size), it makes the next pass yield batch k + 1 onwards.
+
+    ``batch_size``, ``drop_last`` and ``sampler`` report the configured values, as ``DataLoader`` does, so
+    ``len(loader) * loader.batch_size`` is the number of windows an epoch delivers on this rank.
     """
 
     def __init__(self, dataset: Dataset, batch_sampler: WindowBatchSampler, *, num_workers: int, pin_memory: bool,
-                 persistent_workers: bool = False) -> None:
+                 persistent_workers: bool = False, mode: Mapping[str, Any] | None = None) -> None:
         super().__init__(
             dataset,
             # torch's stubs type batch_sampler as Sampler[list]; a batch of indices may be any sequence (here a numpy
@@ -77,10 +88,11 @@ class WindowLoader(DataLoader):
             pin_memory=pin_memory,
             persistent_workers=persistent_workers and num_workers > 0,
         )
-        self._epoch = 0
-        self._position = 0  # global positions consumed in this epoch by delivered batches
-        self._epoch_seed: int | None = None
+        self._mode: dict[str, Any] = dict(mode or {})
+        self._next = PassState()  # where the next training pass starts (and the state between passes)
         self._resume = False
+        self._live: weakref.ref[Iterator[Any]] | None = None  # the live training pass's iterator
+        self._live_state: PassState | None = None
 
     @property
     def _window_sampler(self) -> WindowBatchSampler:
@@ -96,15 +108,56 @@ class WindowLoader(DataLoader):
                 return RingBatches(self, layout)
         return super()._get_iterator()
 
+    # -- what DataLoader reports: the configured values, not the defaults a batch_sampler leaves behind ---------
+    # DataLoader.__init__ assigns batch_size=None, drop_last=False and a SequentialSampler when it is given a
+    # batch_sampler; the setters take those assignments, the getters report the sampler's real settings.
+    @property
+    def batch_size(self) -> int:
+        """Windows per batch on this rank, B."""
+        return self._window_sampler.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: Any) -> None:
+        pass
+
+    @property
+    def drop_last(self) -> bool:
+        """Whether the last incomplete batch (and under distributed, the tail that does not divide) is dropped."""
+        return self._window_sampler.drop_last
+
+    @drop_last.setter
+    def drop_last(self, value: Any) -> None:
+        pass
+
+    @property  # type: ignore[override]
+    def sampler(self) -> WindowSampler:
+        """This rank's items of an epoch, one at a time (:class:`~lmfeed.loading.sampler.WindowSampler`)."""
+        view = self.__dict__.get("_sampler_view")
+        if view is None:
+            view = WindowSampler(self._window_sampler, self._sampler_pass, shuffle=bool(self._mode.get("shuffle")))
+            self.__dict__["_sampler_view"] = view
+        return view
+
+    @sampler.setter
+    def sampler(self, value: Any) -> None:
+        pass
+
+    def _sampler_pass(self) -> PassState:
+        live = self._live_pass()
+        epoch = live.epoch if live is not None else self._next.epoch
+        seed = live.epoch_seed if live is not None else self._next.epoch_seed if self._resume else None
+        return PassState(epoch, 0, seed)
+
     # -- epochs -----------------------------------------------------------------------------------------------
     @property
     def epoch(self) -> int:
-        return self._epoch
+        """The epoch the training pass is in (or the next one starts in)."""
+        return self._next.epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Start the next pass at the beginning of ``epoch`` (as ``DistributedSampler.set_epoch``)."""
-        self._epoch = as_int("epoch", epoch, minimum=0)
-        self._position, self._epoch_seed, self._resume = 0, None, False
+        self._detach_live()
+        self._next, self._resume = PassState(as_int("epoch", epoch, minimum=0)), False
 
     # -- packing --------------------------------------------------------------------------------------------
     def _packed(self) -> list[Any]:
@@ -133,81 +186,100 @@ class WindowLoader(DataLoader):
 
     # -- resume -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Where the loader is: ``{"epoch", "position", "epoch_seed", ...}``; a few integers, no index lists."""
-        sampler = self._window_sampler
-        return {
-            "version": _STATE_VERSION,
-            "epoch": self._epoch,
-            "position": self._position,
-            "epoch_seed": self._epoch_seed,
-            "seed": sampler.seed,
-            "num_items": sampler.num_items,
-            "batch_size": sampler.batch_size,
-            "world_size": sampler.world_size,
-        }
+        """Where the training pass is: ``{"epoch", "position", "epoch_seed", "mode", ...}``; a few plain values.
+
+        A nested pass (an iterator made while the training pass is live) never shows here. See
+        :mod:`lmfeed.loading.state` for the keys.
+        """
+        return make_state(self._next, self._window_sampler, self._mode)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume: the next pass yields the batches after the ones counted in ``state``.
 
         Raises:
-            ValueError: the state is from another kind of loader, another data set (number of windows) or seed.
+            ValueError: not a lmfeed loader state, a missing key, a value out of range, or a state taken over
+                other data, with another seed, or in another mode (``shuffle``, ``drop_last``, ``sampling``,
+                ``respect_documents``, ``max_length``, ``stride``, source weights: the message names it).
+            TypeError: a value of the wrong type.
         """
-        sampler = self._window_sampler
-        if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
-            raise ValueError(
-                f"Not a lmfeed loader state (expected a dict with version={_STATE_VERSION}). "
-                "Pass what WindowLoader.state_dict() returned."
-            )
-        if state["num_items"] != sampler.num_items:
-            raise ValueError(
-                f"The state was taken over {state['num_items']:,} windows (or samples), but this loader has "
-                f"{sampler.num_items:,}. Build the loader from the same data and max_length/stride/num_samples."
-            )
-        if state["seed"] != sampler.seed:
-            raise ValueError(
-                f"The state was taken with seed={state['seed']}, but this loader has seed={sampler.seed}. "
-                "Build it with the same seed."
-            )
-        self._epoch = int(state["epoch"])
-        self._position = int(state["position"])
-        self._epoch_seed = state["epoch_seed"]
-        self._resume = True
+        start = check_state(state, self._window_sampler, self._mode)
+        self._detach_live()
+        self._next, self._resume = start, True
+
+    def _live_pass(self) -> PassState | None:
+        """The state of the live training pass, or None when no iterator of one is alive and unexhausted."""
+        if self._live is None or self._live() is None:
+            self._live, self._live_state = None, None
+        return self._live_state
+
+    def _detach_live(self) -> None:
+        """A live training pass stops writing the loader's state (set_epoch or load_state_dict replaced it)."""
+        self._live, self._live_state = None, None
 
     # -- iteration --------------------------------------------------------------------------------------------
     # DataLoader.__iter__ is declared to return its internal _BaseDataLoaderIter; a pass here is a plain iterator
     # that counts the batches it delivers (it wraps that one when there are workers)
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         sampler = self._window_sampler
-        if not self._resume:
-            self._position, self._epoch_seed = 0, None
-        self._resume = False
-        sampler.epoch, sampler.position, sampler.epoch_seed = self._epoch, self._position, self._epoch_seed
-        total = sampler.batches_from(self._position)
+        live = self._live_pass()
+        training = live is None
+        resumed_midway = False
+        if training:
+            if not self._resume:
+                self._next = PassState(self._next.epoch)
+            self._resume = False
+            run = PassState(self._next.epoch, self._next.position, self._next.epoch_seed)
+            # the uninterrupted run drew this pass's base seed (below) when it started, before the state was saved
+            resumed_midway = run.position > 0
+        else:  # nested: the live pass's epoch from its start; its own shuffle without a seed, as DataLoader draws one
+            assert live is not None
+            run = PassState(live.epoch)
+        total = sampler.batches_from(run.position)
         if total == 0:  # resumed where nothing is left for this world size (e.g. 2 windows, 4 ranks): epoch over
-            self._epoch, self._position, self._epoch_seed = self._epoch + 1, 0, None
+            if training:
+                self._next = PassState(run.epoch + 1)
             return iter(())
         if self.num_workers == 0 and not self.pin_memory:
             # DataLoader draws a base seed for its workers from the global RNG when a pass starts; draw it too, so
             # that the global RNG (and so an unseeded shuffle) advances exactly as the seed's DataLoader does.
-            torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+            if not resumed_midway:
+                torch.empty((), dtype=torch.int64).random_(generator=self.generator)
             dataset = cast(_BatchedDataset, self.dataset)  # the windows, offsets or mixture create_dataloader built
-            batches: Iterator[Any] = (collate_windows(dataset.__getitems__(ix)) for ix in sampler)
+            batches: Iterator[Any] = (collate_windows(dataset.__getitems__(ix)) for ix in sampler.batches(run))
         else:
-            batches = super().__iter__()
-        return self._counted(batches, total)
+            sampler.next_pass = run  # DataLoader's iterator calls iter(batch_sampler) as it is made
+            generator = self.generator
+            if resumed_midway:  # its base seed from a throwaway generator: the global RNG stays as saved
+                self.generator = torch.Generator().manual_seed(run.position)
+            try:
+                if training or not self.persistent_workers:
+                    batches = super().__iter__()
+                else:  # a nested pass must not reset the training pass's persistent workers: it gets its own
+                    batches = self._get_iterator()
+            finally:
+                sampler.next_pass, self.generator = None, generator
+        counted = self._counted(batches, total, run, training)
+        if training:
+            self._live, self._live_state = weakref.ref(counted), run
+        return counted
 
-    def _counted(self, batches: Iterator[Any], total: int) -> Iterator[Any]:
+    def _counted(self, batches: Iterator[Any], total: int, run: PassState, training: bool) -> Iterator[Any]:
         sampler = self._window_sampler
         step = sampler.batch_size * sampler.world_size
-        start = self._position
+        start = run.position
         for k, batch in enumerate(batches, start=1):
-            self._epoch_seed = sampler.epoch_seed
-            if k >= total:  # the pass is complete once its last batch is handed out
-                self._epoch, self._position, self._epoch_seed = self._epoch + 1, 0, None
-            else:
-                self._position = start + k * step
+            run.position = start + k * step
+            owns_state = training and self._live_state is run  # not detached by set_epoch / load_state_dict
+            if owns_state:
+                # the pass is complete once its last batch is handed out: the state moves to the next epoch
+                self._next = PassState(run.epoch + 1) if k >= total else PassState(run.epoch, run.position,
+                                                                                    run.epoch_seed)
             yield batch
+        if training and self._live_state is run:
+            self._live, self._live_state = None, None  # exhausted: the next iter() is a training pass again
 
+
+_MAX_SAMPLES = 2**48  # windows per epoch: positions stay far inside int64 whatever the world size
 
 _PATH_HINT = ("source is the string {0!r}, which names an existing path, and a str is read as raw text (as in the "
               "seed). To read the file or store, pass pathlib.Path({0!r}).")
@@ -323,9 +395,28 @@ def create_dataloader(
     stride = as_int("stride", stride, minimum=1)
     num_workers = as_int("num_workers", num_workers, minimum=0, maximum=max(64, 8 * (os.cpu_count() or 1)),
                          fix="Use about as many workers as CPU cores.")
+    shuffle, drop_last = as_bool("shuffle", shuffle), as_bool("drop_last", drop_last)
+    respect_documents, return_positions = as_bool("respect_documents", respect_documents), as_bool(
+        "return_positions", return_positions)
+    return_documents = as_bool("return_documents", return_documents)
+    ignore_cross_document_targets = as_bool("ignore_cross_document_targets", ignore_cross_document_targets)
+    pin_memory, persistent_workers = as_bool("pin_memory", pin_memory), as_bool("persistent_workers",
+                                                                                persistent_workers)
     if seed is not None:
-        seed = as_int("seed", seed, minimum=0)
+        seed = as_seed("seed", seed)
+    if num_samples is not None:
+        num_samples = as_int("num_samples", num_samples, minimum=1, maximum=_MAX_SAMPLES,
+                             fix="An epoch of more windows (2**48) would never finish; ask for fewer per epoch.")
     sampling = as_choice("sampling", sampling, ("windows", "random"))
+    if num_samples is not None and sampling == "windows" and not isinstance(source, Mapping):
+        raise ValueError(
+            f"num_samples={num_samples:,} is for sampling='random' (windows at random offsets) and for a mapping of "
+            "sources; with sampling='windows' an epoch is every sliding window once. Pass sampling='random', or "
+            "drop num_samples."
+        )
+    if _names_a_path(source):
+        warnings.warn(f"{_PATH_HINT.format(source)} Training on the text of the name itself.", UserWarning,
+                      stacklevel=2)
     backend = as_choice("backend", backend, ("auto", "tiktoken", "fastokens"))
     rank, world_size = _distributed_defaults(rank, world_size)
 
@@ -359,8 +450,7 @@ def create_dataloader(
         dataset: Dataset = MixtureDataset([p.dataset for p in parts], names)
         if num_samples is None:
             num_samples = sum(p.size for p in parts)  # an epoch draws as many windows as all sources hold together
-        num_samples = as_int("num_samples", num_samples, minimum=1)
-        order = MixtureOrder([p.size for p in parts], weights, num_samples, shuffle=bool(shuffle),
+        order = MixtureOrder([p.size for p in parts], weights, num_samples, shuffle=shuffle,
                              random=[p.random for p in parts])
         num_tokens = parts[0].num_tokens
     else:
@@ -368,7 +458,6 @@ def create_dataloader(
             if num_samples is None:
                 raise ValueError("sampling='random' needs num_samples, "
                                  "the windows per epoch (e.g. num_samples=10_000).")
-            num_samples = as_int("num_samples", num_samples, minimum=1)
         try:
             part: Part = build_part(source, options, num_samples=num_samples or 0)
         except ValueError as error:
@@ -379,13 +468,13 @@ def create_dataloader(
         if sampling == "random":
             order = RandomOffsets(int(num_samples), high=part.size)  # type: ignore[arg-type]
         else:
-            order = WindowOrder(part.size, shuffle=bool(shuffle))
+            order = WindowOrder(part.size, shuffle=shuffle)
     num_items = order.num_items
     if world_size > 1 and order.needs_seed and seed is None:
         # every rank must draw the same order; their global RNGs need not agree, so use DistributedSampler's 0
         logger.info("a random order under torch.distributed without a seed: using seed=0 on every rank")
         seed = 0
-    sampler = WindowBatchSampler(order, batch_size, seed=seed, drop_last=bool(drop_last), rank=rank,
+    sampler = WindowBatchSampler(order, batch_size, seed=seed, drop_last=drop_last, rank=rank,
                                  world_size=world_size)
     if len(sampler) == 0:
         if _names_a_path(source):
@@ -397,8 +486,13 @@ def create_dataloader(
             f"max_length={max_length}, stride={stride} cut {num_items:,} from {num_tokens:,} tokens. "
             "Lower batch_size, max_length or stride, pass drop_last=False, or add text."
         )
+    # every setting that decides the order or the windows: a state is loaded only where they agree
+    mode = {"shuffle": shuffle, "drop_last": drop_last, "sampling": sampling, "respect_documents": respect_documents,
+            "max_length": max_length, "stride": stride if sampling == "windows" and packing is None else None,
+            "packing": packing, "long_documents": long_documents if packing == "best_fit" else None,
+            "weights": [float(w) for w in weights] if isinstance(source, Mapping) else None}
     return WindowLoader(dataset, sampler, num_workers=num_workers, pin_memory=pin_memory,
-                        persistent_workers=persistent_workers)
+                        persistent_workers=persistent_workers, mode=mode)
 
 
 def create_train_val_loaders(
@@ -407,6 +501,8 @@ def create_train_val_loaders(
     max_length: int = 256,
     stride: int = 128,
     *,
+    shuffle: bool = True,
+    drop_last: bool = True,
     seed: int | None = None,
     val_batch_size: int | None = None,
     num_workers: int = 0,
@@ -417,28 +513,45 @@ def create_train_val_loaders(
     Args:
         split: the directory ``lmfeed prepare --val-fraction F -o DIR`` wrote (it holds ``train/`` and ``val/``).
         batch_size, max_length, stride, seed, num_workers: as in :func:`create_dataloader`, for training.
+        shuffle, drop_last: for the training loader (default True, True); the validation loader always keeps its
+            windows in order and its last short batch.
         val_batch_size: the validation batch size (default: ``batch_size``).
         options: further :func:`create_dataloader` options for both (``rank``, ``world_size``,
             ``respect_documents``, ``return_positions``, ``pin_memory``, ...).
 
     Returns:
-        ``(train, val)``. ``train`` shuffles with ``drop_last=True``; ``val`` keeps its windows in order and
-        keeps the last short batch (``shuffle=False, drop_last=False``), so every evaluation sees the same batches.
+        ``(train, val)``. ``train`` shuffles with ``drop_last=True`` unless told otherwise; ``val`` keeps its windows
+        in order and keeps the last short batch (``shuffle=False, drop_last=False``), so every evaluation sees the
+        same batches.
+
+    Raises:
+        ValueError: ``split`` is not a split; TypeError: an option ``create_dataloader`` does not take (named), or
+            one of the arguments above given again in ``options``.
 
     Example:
         >>> train, val = create_train_val_loaders(  # doctest: +SKIP
         ...     "corpus.split", batch_size=8, max_length=256, seed=0)
     """
+    import inspect
+
     from lmfeed.store.format import is_split_dir
 
+    known = set(inspect.signature(create_dataloader).parameters) - {"source", "batch_size", "max_length", "stride",
+                                                                    "shuffle", "drop_last", "num_workers", "seed"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"create_train_val_loaders got an unknown option {unknown[0]!r}. It takes split, batch_size, "
+                        "max_length, stride, shuffle, drop_last, seed, val_batch_size, num_workers, and these "
+                        f"create_dataloader options: {', '.join(sorted(known))}.")
+    shuffle, drop_last = as_bool("shuffle", shuffle), as_bool("drop_last", drop_last)
     root = Path(split)
     if not is_split_dir(root):
         raise ValueError(
             f"{str(root)!r} is not a train/validation split (no split.json). "
             f"Make one with `lmfeed prepare INPUT --val-fraction 0.1 -o {root}`."
         )
-    train = create_dataloader(root / "train", batch_size, max_length, stride, True, True, num_workers, seed=seed,
-                              **options)
+    train = create_dataloader(root / "train", batch_size, max_length, stride, shuffle, drop_last, num_workers,
+                              seed=seed, **options)
     val = create_dataloader(root / "val", val_batch_size or batch_size, max_length, stride, False, False,
                             num_workers, seed=seed, **options)
     return train, val

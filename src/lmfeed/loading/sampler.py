@@ -25,13 +25,15 @@ so no rank waits forever in a collective.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["RandomOffsets", "WindowBatchSampler", "WindowOrder", "block_rng", "epoch_seed_for", "shuffled_order"]
+__all__ = ["PassState", "RandomOffsets", "WindowBatchSampler", "WindowOrder", "WindowSampler", "block_rng",
+           "epoch_seed_for", "shuffled_order"]
 
 _BLOCK = 4096  # random offsets are drawn in blocks of this many positions
 _CHUNK_ITEMS = 8192  # positions mapped to items per numpy call
@@ -113,12 +115,26 @@ class Order(Protocol):
     def for_epoch(self, epoch_seed: int | None) -> Callable[[np.ndarray], np.ndarray]: ...
 
 
+@dataclass
+class PassState:
+    """Where one pass over an epoch stands: its epoch, the global positions consumed, and the epoch's seed.
+
+    ``epoch_seed`` is ``None`` until the pass draws or derives it (lazily, at its first batch, exactly when
+    ``RandomSampler`` draws its own). Each pass has its own, so a pass made while another is live (an evaluation
+    inside a training loop) never moves the live one.
+    """
+
+    epoch: int = 0
+    position: int = 0
+    epoch_seed: int | None = None
+
+
 class WindowBatchSampler(Sampler[np.ndarray]):
     """Yields this rank's batches of items (window indices, token offsets, or (source, window) rows).
 
-    The loader owns the resume counters (it knows which batches were *delivered*, workers prefetch ahead); before
-    each pass it sets ``epoch``, ``position`` (global positions already consumed in this epoch) and
-    ``epoch_seed`` (``None``: derive or draw it when the pass starts).
+    The loader owns the resume counters (it knows which batches were *delivered*, workers prefetch ahead): it hands
+    each pass a :class:`PassState` (``batches(state)``, or ``next_pass`` before ``DataLoader`` calls ``iter()``).
+    Without one, ``iter()`` starts from the ``epoch``, ``position`` and ``epoch_seed`` attributes.
 
     Args:
         order: maps global positions to items for an epoch (:class:`WindowOrder`, :class:`RandomOffsets`, or
@@ -149,6 +165,7 @@ class WindowBatchSampler(Sampler[np.ndarray]):
         self.epoch = 0
         self.position = 0
         self.epoch_seed: int | None = None
+        self.next_pass: PassState | None = None  # taken by the next iter(): the pass DataLoader is about to start
 
     @property
     def per_rank(self) -> int:
@@ -174,21 +191,64 @@ class WindowBatchSampler(Sampler[np.ndarray]):
     def __len__(self) -> int:
         return self.batches_from(0)
 
-    def resolve_epoch_seed(self) -> int | None:
-        """The seed of the current epoch's order: derived from (seed, epoch), or drawn like RandomSampler."""
-        if self.epoch_seed is None and self.order.needs_seed:
-            self.epoch_seed = draw_epoch_seed() if self.seed is None else epoch_seed_for(self.seed, self.epoch)
-        return self.epoch_seed
+    def resolve_epoch_seed(self, state: PassState) -> int | None:
+        """The seed of the pass's epoch order: derived from (seed, epoch), or drawn like RandomSampler; kept in it."""
+        if state.epoch_seed is None and self.order.needs_seed:
+            state.epoch_seed = draw_epoch_seed() if self.seed is None else epoch_seed_for(self.seed, state.epoch)
+        return state.epoch_seed
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        items_at = self.order.for_epoch(self.resolve_epoch_seed())
+        state = self.next_pass  # left in place: DataLoader's iterator calls iter() twice as it is made (_reset)
+        if state is None:
+            state = PassState(self.epoch, self.position, self.epoch_seed)
+        return self.batches(state)
+
+    def batches(self, state: PassState) -> Iterator[np.ndarray]:
+        """The batches of the pass ``state`` from its position on; its epoch seed is resolved at the first batch."""
         w, b = self.world_size, self.batch_size
-        first = self.position + self.rank
-        batches = self.batches_from(self.position)
-        items = min(self.items_from(self.position), batches * b)  # without the dropped short batch
+        position = state.position  # read now: the pass is fixed when it is made, whatever happens before next()
+        first = position + self.rank
+        batches = self.batches_from(position)
+        items = min(self.items_from(position), batches * b)  # without the dropped short batch
         per_chunk = max(1, _CHUNK_ITEMS // b)  # map many batches' positions at once: numpy calls amortised
-        for k0 in range(0, batches, per_chunk):
-            i0, i1 = k0 * b, min((k0 + per_chunk) * b, items)
-            chunk = items_at(first + w * np.arange(i0, i1, dtype=np.int64))
-            for j in range(0, i1 - i0, b):
-                yield chunk[j : j + b]  # numpy: DataLoader hands it to the dataset's __getitems__ as it is
+
+        def generate() -> Iterator[np.ndarray]:
+            items_at = self.order.for_epoch(self.resolve_epoch_seed(state))
+            for k0 in range(0, batches, per_chunk):
+                i0, i1 = k0 * b, min((k0 + per_chunk) * b, items)
+                chunk = items_at(first + w * np.arange(i0, i1, dtype=np.int64))
+                for j in range(0, i1 - i0, b):
+                    yield chunk[j : j + b]  # numpy: DataLoader hands it to the dataset's __getitems__ as it is
+
+        return generate()
+
+
+class WindowSampler(Sampler[object]):
+    """``loader.sampler``: this rank's items of an epoch one at a time, as a ``DataLoader``'s sampler reports them.
+
+    Iterating walks the loader's current epoch from its start (the live training pass's epoch and shuffle, if one
+    is live); it never moves the loader. ``len()`` is the items an epoch delivers on this rank, so it equals
+    ``len(loader) * loader.batch_size`` with ``drop_last=True``. The attributes follow ``DistributedSampler``'s
+    names: ``shuffle``, ``seed``, ``drop_last``, ``num_replicas``, ``rank``.
+    """
+
+    def __init__(self, batch_sampler: WindowBatchSampler, current: Callable[[], PassState], *, shuffle: bool) -> None:
+        self.batch_sampler = batch_sampler
+        self._current = current
+        self.shuffle = shuffle
+        self.seed = batch_sampler.seed
+        self.drop_last = batch_sampler.drop_last
+        self.num_replicas = batch_sampler.world_size
+        self.rank = batch_sampler.rank
+
+    @property
+    def epoch(self) -> int:
+        return self._current().epoch
+
+    def __len__(self) -> int:
+        s = self.batch_sampler
+        return len(s) * s.batch_size if s.drop_last else s.items_from(0)
+
+    def __iter__(self) -> Iterator[object]:
+        for batch in self.batch_sampler.batches(self._current()):
+            yield from batch.tolist()

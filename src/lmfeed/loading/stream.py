@@ -63,7 +63,8 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
     if isinstance(source, bytes):
         raise TypeError("source is bytes; decode it first (data.decode('utf-8')) or pass a file path.")
     ids = as_token_array(source, name="source")
-    eot = resolve_tokenizer(tokenizer).eot_token if need_eot else None
+    enc = resolve_tokenizer(tokenizer)  # checked for ids too: an unknown name is an error whatever the source
+    eot = enc.eot_token if need_eot else None
     return ids, {"eot_id": eot, "doc_starts": None, "reopen": None, "separator": "eos" if need_eot else "none",
                  "separator_id": eot}
 

@@ -88,12 +88,13 @@ def as_token_array(token_ids: Any, *, name: str = "token_ids") -> np.ndarray:
         except ValueError:  # ragged nesting
             array = np.empty(0, dtype=object)
         if array.dtype == object:
+            _refuse_huge_python_ints(token_ids, name)
             raise TypeError(f"{name} must be a flat sequence of integer ids; could not read it as one.")
         if array.size == 0:  # np.asarray([]) is float64; no ids is still a (too short) stream of ids
             array = array.astype(np.uint16)
         if array.size and array.dtype.kind in "iu":
             lo, hi = int(array.min()), int(array.max())
-            if lo >= 0:
+            if lo >= 0 and hi <= _INT64_MAX:  # above: a uint64 array, refused below with the id
                 array = array.astype(np.uint16 if hi < 2**16 else np.uint32 if hi < 2**32 else np.int64)
     else:
         raise TypeError(
@@ -108,12 +109,32 @@ def as_token_array(token_ids: Any, *, name: str = "token_ids") -> np.ndarray:
         raise ValueError(
             f"{name} must be 1-D (one token stream), but has shape {tuple(array.shape)}. Flatten it with .reshape(-1)."
         )
+    if array.dtype.kind == "u" and array.dtype.itemsize == 8 and array.size and int(array.max()) > _INT64_MAX:
+        position = int(np.argmax(array))
+        raise ValueError(
+            f"{name} holds the id {int(array[position]):,} at position {position:,}, above {_INT64_MAX:,} (2**63 - 1), "
+            "the largest id an int64 batch can hold. Token ids are below the vocabulary size; check how the ids "
+            "were made."
+        )
     if array.dtype.kind == "i" and array.size and int(array.min()) < 0:
         position = int(np.argmin(array))
         raise ValueError(
             f"{name} holds a negative id, {int(array[position])}, at position {position:,}. Token ids are >= 0."
         )
     return array
+
+
+_INT64_MAX = 2**63 - 1
+
+
+def _refuse_huge_python_ints(token_ids: Any, name: str) -> None:
+    """A list numpy could not hold as one integer dtype: name the first id past int64, if that is why."""
+    for position, value in enumerate(token_ids):
+        if isinstance(value, int) and not isinstance(value, bool) and not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+            raise ValueError(
+                f"{name} holds the id {value:,} at position {position:,}, outside int64 (the largest id an int64 "
+                "batch can hold is 2**63 - 1). Token ids are below the vocabulary size; check how the ids were made."
+            )
 
 
 class SlidingWindowDataset(Dataset):
