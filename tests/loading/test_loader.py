@@ -300,18 +300,22 @@ def test_missing_file_and_non_utf8_file(tmp_path):
 def test_a_path_given_as_str_gets_a_hint(tmp_path, short_text):
     path = tmp_path / "story.txt"
     path.write_text(short_text, encoding="utf-8")
-    with pytest.raises(ValueError, match=r"names an existing path.*pass pathlib.Path"):
+    with pytest.raises(ValueError, match=r"names an existing path.*pass pathlib.Path"), pytest.warns(UserWarning):
         create_dataloader(str(path), batch_size=2, max_length=64, stride=64)
     # also when the path's few tokens do make a window but not a batch (the seed's sizes on a store's path)
-    with pytest.raises(ValueError, match=r"names an existing path.*pass pathlib.Path.*too few for one batch of 8"):
+    with pytest.raises(ValueError, match=r"names an existing path.*pass pathlib.Path.*too few for one batch of 8"), \
+            pytest.warns(UserWarning, match="names an existing path"):
         create_dataloader(str(tmp_path), batch_size=8, max_length=4, stride=4, shuffle=False)
 
 
 def test_state_from_other_data_is_refused(short_text):
     a = create_dataloader(short_text, batch_size=2, max_length=4, stride=4, seed=1)
     b = create_dataloader(short_text, batch_size=2, max_length=8, stride=8, seed=1)
+    with pytest.raises(ValueError, match="taken with max_length=4, but this loader has max_length=8"):
+        b.load_state_dict(a.state_dict())  # the setting that makes the window counts differ, named
+    c = create_dataloader(short_text[:2000], batch_size=2, max_length=4, stride=4, seed=1)
     with pytest.raises(ValueError, match="Build the loader from the same data"):
-        b.load_state_dict(a.state_dict())
+        c.load_state_dict(a.state_dict())
     with pytest.raises(ValueError, match="Not a lmfeed loader state"):
         b.load_state_dict({"epoch": 1})
 

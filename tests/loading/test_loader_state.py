@@ -26,7 +26,8 @@ def taken(ids, k=3, **kwargs):
 def test_the_state_records_the_mode_and_survives_json(ids):
     state = taken(ids)
     assert state["mode"] == {"shuffle": True, "drop_last": True, "sampling": "windows", "respect_documents": False,
-                             "max_length": 4, "stride": 4, "weights": None}
+                             "max_length": 4, "stride": 4, "packing": None, "long_documents": None,
+                             "weights": None}
     loader = create_dataloader(ids, **KW)
     loader.load_state_dict(json.loads(json.dumps(state)))  # a checkpoint written as JSON loads as it was
     assert len(list(loader)) == 31 - 3
@@ -58,6 +59,7 @@ def test_a_position_at_the_end_of_the_epoch_is_the_next_epoch(ids):
     ("sampling", {"sampling": "random", "num_samples": 62}),
     ("max_length", {"max_length": 3}),  # over these 250 ids also 62 windows: only the setting tells them apart
     ("stride", {"stride": 5, "extra": 60}),  # 310 ids at stride 5: 62 windows again
+    ("packing", {"packing": "best_fit"}),
 ])
 def test_a_state_from_another_mode_is_refused_with_the_setting_named(ids, setting, other):
     eot_ids = [*ids[:120], 50256, *ids[120:]]  # one end-of-text, so respect_documents has documents

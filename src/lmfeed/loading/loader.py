@@ -487,9 +487,10 @@ def create_dataloader(
             "Lower batch_size, max_length or stride, pass drop_last=False, or add text."
         )
     # every setting that decides the order or the windows: a state is loaded only where they agree
-    mode = {"shuffle": shuffle, "drop_last": drop_last, "sampling": sampling, "respect_documents": respect_documents,
-            "max_length": max_length, "stride": stride if sampling == "windows" and packing is None else None,
-            "packing": packing, "long_documents": long_documents if packing == "best_fit" else None,
+    mode = {"shuffle": shuffle, "drop_last": drop_last, "sampling": sampling, "packing": packing,
+            "long_documents": long_documents if packing == "best_fit" else None,
+            "respect_documents": respect_documents, "max_length": max_length,
+            "stride": stride if sampling == "windows" and packing is None else None,
             "weights": [float(w) for w in weights] if isinstance(source, Mapping) else None}
     return WindowLoader(dataset, sampler, num_workers=num_workers, pin_memory=pin_memory,
                         persistent_workers=persistent_workers, mode=mode)
