@@ -46,10 +46,12 @@ def prepare(
     engine: Engine = "local",
     address: str | None = None,
     num_tasks: int | None = None,
+    include_hidden: bool = False,
 ) -> TokenStore | TrainVal:
     """Tokenize text files, directories or JSON Lines into a token store at ``out``, on this machine or a cluster.
 
-    Every option but the last three is ``lmfeed.store.prepare.prepare``'s (see there); the store's bytes are the
+    Every option but ``engine``, ``address`` and ``num_tasks`` is ``lmfeed.store.prepare.prepare``'s (see there);
+    the store's bytes are the
     same whatever the engine, the workers or the tasks.
 
     Args:
@@ -87,7 +89,7 @@ def prepare(
                              errors=errors, allow_special=allow_special, eot=eot, separator=separator,
                              workers=workers,
                              num_shards=num_shards, shard_index=shard_index, val_fraction=val_fraction, seed=seed,
-                             force=force, progress=progress)
+                             force=force, progress=progress, include_hidden=include_hidden)
     if workers is not None:
         raise ValueError(f"workers={workers!r} counts this machine's processes; with engine='ray' every CPU of the "
                          "cluster encodes (one task each). Leave workers (--workers) out, or use engine='local'.")
@@ -99,4 +101,5 @@ def prepare(
     return prepare_ray(inputs, out, tokenizer=tokenizer, backend=backend, glob=glob, field=field, format=format,
                        errors=errors, allow_special=allow_special, eot=eot, separator=separator,
                        val_fraction=val_fraction, seed=seed,
-                       force=force, progress=progress, address=address, num_tasks=num_tasks)
+                       force=force, progress=progress, address=address, num_tasks=num_tasks,
+                       include_hidden=include_hidden)

@@ -228,7 +228,7 @@ def test_jsonl_errors_name_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r"c.jsonl:3: the record has no field 'text' \(its fields: 'body'\)"):
         prepare([f], tmp_path / "s", workers=1)
     f.write_text('{"text": "ok"}\n{"text": 3}\n')
-    with pytest.raises(ValueError, match=r"c.jsonl:2: field 'text' is a JSON int"):
+    with pytest.raises(ValueError, match=r"c.jsonl:2: field 'text' is a JSON number, not a string"):
         prepare([f], tmp_path / "s", workers=1)
     f.write_text('{"text": "ok"}\n{"text": \n')
     with pytest.raises(ValueError, match=r"c.jsonl:2: not valid JSON"):

@@ -77,7 +77,7 @@ def test_empty_text_file_is_one_empty_document(tmp_path):
 
 def test_jsonl_record_that_is_not_an_object(tmp_path):
     (tmp_path / "l.jsonl").write_text(json.dumps(["a list"]) + "\n")
-    with pytest.raises(ValueError, match=r"l.jsonl:1: the line is a JSON list"):
+    with pytest.raises(ValueError, match=r"l.jsonl:1: the line is a JSON array"):
         list(iter_document_blocks(expand_inputs(tmp_path / "l.jsonl")))
 
 
@@ -85,3 +85,103 @@ def test_corrupt_gzip_names_the_file(tmp_path):
     (tmp_path / "x.txt.gz").write_bytes(gzip.compress(b"hello world")[:-6])
     with pytest.raises(ValueError, match="x.txt.gz: not a readable gzip file"):
         list(iter_document_blocks(expand_inputs(tmp_path / "x.txt.gz")))
+
+
+# ---- issue #15: JSON Lines records and inputs that used to give Python's own errors ------------------------------
+
+
+def _read(path, **kwargs):
+    return ["".join(t if isinstance(t, str) else t.text() for _, t in blocks)
+            for blocks in [list(iter_document_blocks(expand_inputs([path]), **kwargs))]][0]
+
+
+def test_a_lone_surrogate_in_json_is_an_error_under_strict(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"text": "a\\ud800b"}\n{"text": "pair \\ud83d\\ude00 is fine"}\n')
+    with pytest.raises(ValueError, match=r"s.jsonl:1: field 'text' holds a lone surrogate \(\\ud800, half of a UTF-16 "
+                                         r"pair\) at character 1: it is not text.*--errors replace"):
+        _read(path)
+    texts = [t.text() if not isinstance(t, str) else t
+             for _, t in iter_document_blocks(expand_inputs([path]), errors="replace")]
+    assert texts == ["a\ufffdb", "pair \U0001f600 is fine"]  # as undecodable bytes: U+FFFD, or dropped
+    assert [t for _, t in iter_document_blocks(expand_inputs([path]), errors="skip")][0] == "ab"
+
+
+def test_a_deeply_nested_record_is_one_clear_error(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"text": "ok", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(ValueError, match=r"deep.jsonl:1: the record is nested too deeply to parse"):
+        _read(path)
+
+
+def test_a_byte_order_mark_on_the_first_line_is_skipped(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"text": "first"}\n{"text": "second"}\n')
+    assert [t for _, t in iter_document_blocks(expand_inputs([path]))] == ["first", "second"]
+    path.write_bytes(b'\xef\xbb\xbf{"text": "\xff"}\n')  # offsets still count the mark's 3 bytes
+    with pytest.raises(ValueError, match=r"bom.jsonl:1: byte 13 of the file is not valid UTF-8"):
+        _read(path)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"text": null}', r"field 'text' is null, not a string"),
+    ('{"text": [1]}', r"field 'text' is a JSON array, not a string"),
+    ('{"text": {"a": 1}}', r"field 'text' is a JSON object, not a string"),
+    ('{"text": true}', r"field 'text' is a JSON boolean, not a string"),
+    ('{"text": 1.5}', r"field 'text' is a JSON number, not a string"),
+    ("[1, 2]", r"the line is a JSON array, not an object"),
+    ("null", r"the line is a JSON null, not an object"),
+])
+def test_json_types_are_named_as_json_names_them(tmp_path, line, message):
+    path = tmp_path / "t.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ValueError, match=message):
+        _read(path)
+
+
+def test_gzip_that_is_not_named_gz_gets_a_hint(tmp_path):
+    data = gzip.compress(b"Hello world\n")
+    (tmp_path / "a.txt").write_bytes(data)
+    (tmp_path / "a.jsonl").write_bytes(data)
+    for name in ("a.txt", "a.jsonl"):
+        with pytest.raises(ValueError, match=r"looks gzip-compressed \(it starts with bytes 1f 8b\)"):
+            _read(tmp_path / name)
+
+
+def test_gzip_piped_to_stdin_gets_a_hint(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from lmfeed.cli import main; main()", "prepare", "-", "-o",
+                           str(tmp_path / "s"), "-q", "--workers", "1"],
+                          input=gzip.compress(b"Hello world\n"), capture_output=True, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.startswith("Error: -: byte 1 is not valid UTF-8") and "gzip" in err, err
+
+
+def test_closed_stdin_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from lmfeed.cli import main; main()", "prepare", "-", "-o",
+                           str(tmp_path / "s"), "-q"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          check=False, preexec_fn=lambda: __import__("os").close(0))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip() == ("Error: stdin ('-') is closed: there is nothing to read. Pipe the text in "
+                                   "(`cat FILE | lmfeed prepare - ...`) or name the files."), proc.stderr
+
+
+@pytest.mark.parametrize(("inputs", "error", "message"), [
+    (None, TypeError, r"inputs must be a path \(str or os.PathLike\), '-' for stdin, or a list of them, but got None"),
+    ([None], TypeError, r"Each input must be a path \(str or os.PathLike\) or '-', but got None"),
+    ([3], TypeError, r"but got 3 \(int\)"),
+    ([""], ValueError, r"An input is the empty string ''"),
+])
+def test_inputs_that_are_not_paths(inputs, error, message):
+    with pytest.raises(error, match=message):
+        expand_inputs(inputs)
+
+
+def test_bytes_paths_are_paths(tmp_path):
+    (tmp_path / "a.txt").write_text("Hello")
+    assert [f.path for f in expand_inputs(bytes(tmp_path / "a.txt"))] == [tmp_path / "a.txt"]

@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 @click.argument("store", type=click.Path(path_type=Path))
 @click.option("--format", "format_", type=click.Choice(["nanogpt", "llmc"]), default="nanogpt", show_default=True,
               help="nanogpt: raw uint16 ids (train.py's np.memmap); llmc: llm.c's 1,024-byte header, then uint16 ids.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The .bin file to write.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="The .bin file to write.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
-def command(store: Path, format_: ExportFormat, output: Path, force: bool) -> None:
+def command(store: Path, format_: ExportFormat, output: str, force: bool) -> None:
     """Write STORE's token ids to a .bin file that nanoGPT's train.py (or llm.c) reads.
 
     \b

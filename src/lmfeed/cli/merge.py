@@ -9,9 +9,9 @@ import click
 
 @click.command(name="merge")
 @click.argument("stores", nargs=-1, required=True, metavar="STORE...", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The merged store's directory.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="The merged store's directory.")
 @click.option("--force", is_flag=True, help="Replace an existing store.")
-def command(stores: tuple[Path, ...], output: Path, force: bool) -> None:
+def command(stores: tuple[Path, ...], output: str, force: bool) -> None:
     """Join STORE... into one store at OUTPUT.
 
     Shards of one `lmfeed prepare --num-shards N` run merge (in any order) into exactly the store a single run

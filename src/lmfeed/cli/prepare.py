@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -18,13 +17,16 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
 
 @click.command(name="prepare")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The store's directory.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="The store's directory.")
 @click.option("--tokenizer", default="gpt2", show_default=True,
               help="A name (gpt2), a tokenizer.json or a directory holding one, or a .tiktoken file.")
 @click.option("--backend", type=click.Choice(["auto", "tiktoken", "fastokens"]), default="auto", show_default=True,
               help="What encodes (same ids either way); "
                    "auto: fastokens when installed and self-checked, else tiktoken.")
-@click.option("--glob", default="*", show_default=True, help="Files to take from directories (searched recursively).")
+@click.option("--glob", default="*", show_default=True,
+              help="Files to take from directories, relative to each, at any depth: '*.txt', 'sub/*.md', '**'.")
+@click.option("--include-hidden", is_flag=True,
+              help="Also read hidden files and directories (.env, .git/) and version-control directories.")
 @click.option("--field", default="text", show_default=True, help="The JSON Lines field holding the text.")
 @click.option("--format", "format_", type=click.Choice(["auto", "text", "jsonl"]), default="auto", show_default=True,
               help="How to read inputs; auto: *.jsonl and *.ndjson (also .gz) as JSON Lines, the rest as text.")
@@ -56,15 +58,20 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
 @click.option("--progress", is_flag=True,
               help="A progress bar even when stderr is not a terminal (default: only on one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: Backend, glob: str, field: str,
+def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backend, glob: str, field: str,
             format_: InputFormat, errors: DecodeErrors, allow_special: bool, separator: Separator, no_eot: bool,
             workers: int | None,
             num_shards: int, shard_index: int, val_fraction: float, seed: int, engine: Engine, address: str | None,
-            num_tasks: int | None, force: bool, quiet: bool, progress: bool, as_json: bool) -> None:
+            num_tasks: int | None, force: bool, quiet: bool, progress: bool, as_json: bool,
+            include_hidden: bool) -> None:
     """Tokenize INPUT... (text files, directories, .jsonl, .gz, or - for stdin) into a token store.
 
     A document is a file or a JSON Lines record. Documents are encoded as ordinary text and separated by the
-    end-of-text id. The store (tokens.npy, doc_starts.npy, metadata.json) appears at OUTPUT only when complete, and
+    end-of-text id. A directory is searched recursively for files matching --glob, in sorted order; links to
+    directories are followed (each directory read once); hidden files and directories (.name), version-control
+    directories (.git, .hg, .svn, CVS, ...) and lmfeed's own stores and staging directories are skipped
+    (--include-hidden reads the hidden ones and version-control directories). The store (tokens.npy,
+    doc_starts.npy, metadata.json) appears at OUTPUT only when complete, and
     its bytes are the same for any --workers.
 
     \b
@@ -87,7 +94,7 @@ def command(inputs: tuple[str, ...], output: Path, tokenizer: str, backend: Back
                      separator=separator,
                      num_shards=num_shards, shard_index=shard_index, val_fraction=val_fraction, seed=seed,
                      force=force, progress=not quiet and (progress or sys.stderr.isatty()), engine=engine,
-                     address=address, num_tasks=num_tasks)
+                     address=address, num_tasks=num_tasks, include_hidden=include_hidden)
     stores = list(result) if isinstance(result, TrainVal) else [result]
     if as_json:
         rows = [{"path": str(s.path), "tokens": len(s), "documents": s.num_documents, "dtype": s.metadata["dtype"],

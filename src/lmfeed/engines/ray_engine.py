@@ -44,13 +44,14 @@ from lmfeed.store.prepare import (
     check_inputs_apart,
     check_not_empty,
     gpt2_splittable,
+    input_files,
     separator_id,
     store_dtype,
     store_metadata,
 )
 from lmfeed.store.writer import StoreWriter, check_output, staging_dir, write_split_marker
 from lmfeed.text.backends import Backend
-from lmfeed.text.sources import DecodeErrors, InputFile, InputFormat, expand_inputs
+from lmfeed.text.sources import DecodeErrors, InputFile, InputFormat
 
 __all__ = ["EngineError", "prepare_ray", "parts_dir_for", "default_num_tasks"]
 
@@ -186,6 +187,7 @@ def prepare_ray(
     address: str | None = None,
     num_tasks: int | None = None,
     max_retries: int = 3,
+    include_hidden: bool = False,
 ) -> TokenStore | TrainVal:
     """``lmfeed.store.prepare.prepare`` run as Ray tasks: the same store, byte for byte (see the module docstring).
 
@@ -228,7 +230,7 @@ def prepare_ray(
         raise ValueError(f"field must be a JSON key such as 'text', but got {field!r}.")
     eot_id = separator_id(enc, eot=eot, allow_special=allow_special, separator=separator)  # EOS or none only
     dtype = store_dtype(enc)
-    files = expand_inputs(inputs, glob=glob, format=format)
+    files = input_files(inputs, glob=glob, format=format, include_hidden=include_hidden)
     if any(f.path is None for f in files):
         raise ValueError("engine='ray' cannot read stdin ('-'): its tasks read the inputs on other machines. "
                          "Save it to a file first, or run without --engine ray.")

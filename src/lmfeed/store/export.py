@@ -20,7 +20,7 @@ import numpy as np
 
 from lmfeed._validate import as_choice
 from lmfeed.store.format import TOKENS, TokenStore, check_ids
-from lmfeed.store.writer import check_apart, check_parent
+from lmfeed.store.writer import check_apart, check_parent, output_path
 
 __all__ = ["export"]
 
@@ -55,8 +55,7 @@ def export(store: TokenStore | str | os.PathLike[str], out: str | os.PathLike[st
         memmap([15496,   995], dtype=uint16)
     """
     format = as_choice("format", format, ("nanogpt", "llmc"))
-    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
-        raise TypeError(f"out must name the file to write, e.g. 'train.bin', but got {out!r}.")
+    path = output_path(out, what="the .bin file to write")
     store = store if isinstance(store, TokenStore) else TokenStore.open(store)
     if eot_after_last and store.eot_id is None:
         raise ValueError(f"{str(store.path)!r} has no end-of-text id (prepared with --no-eot), so there is none to "
@@ -69,7 +68,6 @@ def export(store: TokenStore | str | os.PathLike[str], out: str | os.PathLike[st
     if format == "llmc" and len(store) >= 2**31:
         raise ValueError(f"llm.c's header counts tokens in an int32, but the store has {len(store):,}. "
                          "Export shards of it.")
-    path = Path(out)
     check_apart(path, [store.path], role="the store being exported")
     if (path.exists() or path.is_symlink()) and not force:
         raise FileExistsError(f"{str(path)!r} already exists. Pass --force (force=True) to replace it.")

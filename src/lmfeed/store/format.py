@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ import tiktoken
 from lmfeed._validate import as_int
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "StoreChangedError", "StoreError", "StoreIdentity", "TokenStore", "check_ids",
-           "is_split_dir"]
+           "is_split_dir", "is_store_like"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,19 @@ class StoreIdentity:
             "two corpora under windows computed from the first. Build the loader (or open the store) again to read "
             "the new one."
         )
+
+
+_STAGING_NAME = re.compile(r"\..+\.tmp-\d+-[0-9a-f]{8}")  # store.writer.staging_dir's names
+
+
+def is_store_like(path: str | os.PathLike[str]) -> bool:
+    """Whether a directory is lmfeed's own: a store, a split of stores, or a run's staging directory (never text).
+
+    ``prepare`` skips such directories inside its input directories, so an output written inside the corpus is
+    never read back as documents by the next run.
+    """
+    p = Path(path)
+    return bool(_STAGING_NAME.fullmatch(p.name)) or TokenStore.is_store(p) or is_split_dir(p)
 
 
 def is_split_dir(path: str | os.PathLike[str]) -> bool:

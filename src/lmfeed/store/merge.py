@@ -18,7 +18,7 @@ import numpy as np
 
 from lmfeed.store.format import TOKENS, StoreError, TokenStore, check_ids, is_split_dir
 from lmfeed.store.prepare import TrainVal, val_mask
-from lmfeed.store.writer import StoreWriter, check_apart, staging_dir, write_split_marker
+from lmfeed.store.writer import StoreWriter, check_apart, output_path, staging_dir, write_split_marker
 
 __all__ = ["merge"]
 
@@ -56,7 +56,7 @@ def merge(inputs: Sequence[str | os.PathLike[str] | TokenStore], out: str | os.P
     splits = [not isinstance(i, TokenStore) and is_split_dir(i) for i in inputs]
     if any(splits) and not all(splits):
         raise ValueError("Some inputs are train/validation splits and some are single stores; merge like with like.")
-    out_path = Path(out)
+    out_path = output_path(out)
     check_apart(out_path, [i.path if isinstance(i, TokenStore) else i for i in inputs], role="an input store")
     with staging_dir(out_path, force=force) as tmp:
         if all(splits):

@@ -30,8 +30,8 @@ import numpy as np
 
 from lmfeed._validate import as_choice, as_int, as_probability
 from lmfeed.store.encode_pool import Task, encoder, sigterm_as_interrupt
-from lmfeed.store.format import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore, is_split_dir
-from lmfeed.store.writer import StoreWriter, check_apart, check_output, staging_dir, write_split_marker
+from lmfeed.store.format import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore, is_split_dir, is_store_like
+from lmfeed.store.writer import StoreWriter, check_apart, check_output, output_path, staging_dir, write_split_marker
 from lmfeed.text.backends import Backend, preload, select_backend
 from lmfeed.text.sources import (
     DecodeErrors,
@@ -44,7 +44,8 @@ from lmfeed.text.sources import (
 )
 from lmfeed.text.tokenizer import Separator
 
-__all__ = ["prepare", "TrainVal", "check_inputs_apart", "check_not_empty", "safe_split", "separator_id", "store_dtype",
+__all__ = ["prepare", "TrainVal", "check_inputs_apart", "check_not_empty", "input_files", "safe_split", "separator_id",
+           "store_dtype",
            "store_metadata", "val_mask"]
 
 logger = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ def prepare(
     seed: int = 0,
     force: bool = False,
     progress: bool = False,
+    include_hidden: bool = False,
 ) -> TokenStore | TrainVal:
     """Tokenize text files, directories or JSON Lines into a token store at ``out``, and open it.
 
@@ -237,6 +239,9 @@ def prepare(
         seed: decides which documents are validation documents (default 0).
         force: replace an existing store at ``out``.
         progress: show a progress bar on stderr.
+        include_hidden: inside directories, also read hidden files and directories (``.env``, ``.git/``) and
+            version-control directories (default False: skipped). Token stores and staging directories inside
+            input directories are always skipped, and links to directories followed, each directory once.
 
     Returns:
         The opened store, or ``TrainVal(train, val)`` when ``val_fraction > 0``.
@@ -279,9 +284,10 @@ def prepare(
 
         one_core_per_process()  # each worker is one core; set before the self-check so forks stay quiet
     dtype = store_dtype(enc)
-    files = expand_inputs(inputs, glob=glob, format=format)
-    check_inputs_apart(files, Path(out))
-    check_output(Path(out), force=force)  # fail before any work; staging_dir checks again at the end
+    files = input_files(inputs, glob=glob, format=format, include_hidden=include_hidden)
+    out = output_path(out)
+    check_inputs_apart(files, out)
+    check_output(out, force=force)  # fail before any work; staging_dir checks again at the end
     # loaded and self-checked here, before the pool forks, so workers inherit it and a fallback warns once
     chosen = select_backend(backend, enc)
     logger.info("encoding with %s", chosen)
@@ -447,6 +453,14 @@ def store_metadata(enc: Any, files: list[InputFile], *, documents: int, allow_sp
     }
 
 
+def input_files(inputs: Any, *, glob: str, format: InputFormat, include_hidden: bool) -> list[InputFile]:
+    """``expand_inputs`` for preparing: directories are walked without lmfeed's own stores and staging directories,
+    so a store written inside an input directory is never read back as text."""
+    if not isinstance(include_hidden, bool):
+        raise TypeError(f"include_hidden must be True or False, but got {include_hidden!r}.")
+    return expand_inputs(inputs, glob=glob, format=format, include_hidden=include_hidden, skip_dir=is_store_like)
+
+
 def check_inputs_apart(files: list[InputFile], out: Path) -> None:
     """The output is not an input, does not contain one and does not lie inside an input store (see check_apart).
 
@@ -472,7 +486,7 @@ def check_not_empty(documents: int, writers: list[StoreWriter], names: list[str]
                          "Check the inputs (blank JSON Lines are skipped).")
     if num_shards == 1 and sum(w.num_tokens for w in writers) == 0:
         raise ValueError(f"The corpus is empty: {documents:,} document{'s' if documents != 1 else ''} in {named}, "
-                         "but no text in them. Check the inputs.")
+                         f"but no text in {'it' if documents == 1 else 'them'}. Check the inputs.")
     if num_shards == 1 and val_fraction:
         for name, w in zip(names, writers, strict=True):
             if w.num_documents == 0:

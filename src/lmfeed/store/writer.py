@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 from lmfeed.store.format import DOC_STARTS, METADATA, SPLIT, TOKENS, TokenStore, is_split_dir
 
-__all__ = ["StoreWriter", "check_apart", "check_output", "check_parent", "npy_header", "staging_dir", "write_json"]
+__all__ = ["StoreWriter", "check_apart", "check_output", "check_parent", "npy_header", "output_path", "staging_dir",
+           "write_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,21 @@ def check_output(out: Path, *, force: bool) -> None:
             raise FileExistsError(f"{str(out)!r} exists and is not a token store; "
                                   "refusing to replace it even with --force. Choose another output.")
     check_parent(out)
+
+
+def output_path(out: object, *, what: str = "the store's directory") -> Path:
+    """``out`` as a Path, or a clear error: never ``Path("")``, which is ``"."``, the current directory.
+
+    Raises:
+        TypeError: ``out`` is not a ``str`` or ``os.PathLike`` path (``bytes`` are decoded).
+        ValueError: ``out`` is empty.
+    """
+    if not isinstance(out, (str, bytes, os.PathLike)):
+        raise TypeError(f"The output must be a path ({what}), but got {out!r} ({type(out).__name__}).")
+    text = os.fsdecode(out)
+    if not text.strip():
+        raise ValueError(f"The output is empty ({text!r}): name {what}, e.g. -o corpus.store.")
+    return Path(text)
 
 
 def check_apart(out: str | os.PathLike[str], sources: Iterable[str | os.PathLike[str]], *, role: str,

@@ -18,6 +18,7 @@ import dataclasses
 import gzip
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -172,32 +173,53 @@ def expand_inputs(
     *,
     glob: str = "*",
     format: InputFormat = "auto",
+    include_hidden: bool = False,
+    skip_dir: Callable[[Path], bool] | None = None,
 ) -> list[InputFile]:
     """Turn inputs (files, directories, ``"-"`` for stdin) into the list of files to read, in a fixed order.
 
-    Directories are searched recursively for files matching ``glob``, in sorted order of their relative paths, so
-    the document order never depends on the file system. ``format="auto"`` reads ``*.jsonl`` and ``*.ndjson``
-    (also gzipped) as JSON Lines and everything else as text.
+    Directories are searched recursively for files matching ``glob`` (``lmfeed.text.walk``: links to directories
+    followed, each directory once; hidden files and directories and version-control directories skipped unless
+    ``include_hidden``), in sorted order of their relative paths, so the document order never depends on the file
+    system. ``format="auto"`` reads ``*.jsonl`` and ``*.ndjson`` (also gzipped) as JSON Lines and everything else
+    as text.
 
     Args:
-        inputs: one input or several, in order.
-        glob: the pattern for files inside directories (default ``"*"``: every file). Example: ``"*.txt"``.
+        inputs: one input or several, in order: ``str`` or ``os.PathLike`` paths (``bytes`` paths are decoded).
+        glob: the pattern for files inside directories, relative to each (default ``"*"``: every file, at any
+            depth). Examples: ``"*.txt"``, ``"sub/*.md"``, ``"**"``.
         format: ``"auto"`` (default), ``"text"`` or ``"jsonl"`` for every file.
+        include_hidden: also read hidden files (``.env``) and directories (``.git/``) inside directories.
+        skip_dir: directories inside an input for which this says True are not read (``prepare`` skips token
+            stores and staging directories this way).
 
     Returns:
         The files, in reading order.
 
     Raises:
         FileNotFoundError: an input does not exist.
-        ValueError: no inputs, stdin named twice, or a directory with no matching file.
+        TypeError: an input is not a path.
+        ValueError: no inputs, stdin named twice or closed, a glob that is absolute or leaves the directory, or a
+            directory with no matching file.
 
     Example:
         >>> [f.name for f in expand_inputs(["notes.txt", "-"])]  # doctest: +SKIP
         ['notes.txt', '-']
     """
-    if isinstance(inputs, (str, os.PathLike)):
+    from lmfeed.text.walk import WalkStats, check_glob, walk_files
+
+    if isinstance(inputs, (str, bytes, os.PathLike)):
         inputs = [inputs]
-    given = [os.fspath(i) for i in inputs]
+    if not isinstance(inputs, Iterable):
+        raise TypeError(f"inputs must be a path (str or os.PathLike), '-' for stdin, or a list of them, but got "
+                        f"{inputs!r} ({type(inputs).__name__}).")
+    given = []
+    for i in inputs:
+        if not isinstance(i, (str, bytes, os.PathLike)):
+            raise TypeError(f"Each input must be a path (str or os.PathLike) or '-', but got {i!r} "
+                            f"({type(i).__name__}).")
+        given.append(os.fsdecode(i))
+    check_glob(glob)
     if not given:
         raise ValueError("No inputs. Name at least one text file, JSON Lines file, directory, or '-' for stdin.")
     if given.count(STDIN) > 1:
@@ -205,13 +227,21 @@ def expand_inputs(
     files: list[InputFile] = []
     for name in given:
         if name == STDIN:
+            if sys.stdin is None or sys.stdin.closed:  # `<&-`: Python sets sys.stdin to None
+                raise ValueError("stdin ('-') is closed: there is nothing to read. Pipe the text in "
+                                 "(`cat FILE | lmfeed prepare - ...`) or name the files.")
             files.append(InputFile(STDIN, None, format if format != "auto" else "text", False, None, STDIN))
             continue
         path = Path(name)
+        if not name:
+            raise ValueError("An input is the empty string ''. Name a file, a directory, or '-' for stdin.")
         if path.is_dir():
-            found = sorted((p for p in path.rglob(glob) if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+            walked = WalkStats()
+            found = walk_files(path, glob, include_hidden=include_hidden, skip_dir=skip_dir, stats=walked)
             if not found:
-                raise ValueError(f"Directory {name!r} has no files matching glob {glob!r}. "
+                hidden = (f" ({walked.hidden:,} hidden file{'s' if walked.hidden != 1 else ''} or version-control "
+                          "directories skipped: --include-hidden reads them)") if walked.hidden else ""
+                raise ValueError(f"Directory {name!r} has no files matching glob {glob!r}{hidden}. "
                                  "Check the directory or pass another --glob.")
             for p in found:
                 member = f"{name.rstrip('/')}/{p.relative_to(path).as_posix()}"
@@ -284,10 +314,13 @@ def _text_blocks(file: InputFile, py_errors: str, select: Callable[[int], bool] 
     offset = 0  # uncompressed bytes handed to the decoder so far
     yielded = False
     base = stats.bytes_read
+    head = b""
     with file.open() as (stream, position):
         while True:
             data = stream.read(block_size)
             final = not data
+            if offset == 0:
+                head = data[:2]
             if wanted:
                 pending = len(decoder.getstate()[0])
                 try:
@@ -296,7 +329,8 @@ def _text_blocks(file: InputFile, py_errors: str, select: Callable[[int], bool] 
                     at = offset - pending + exc.start
                     bad = exc.object[exc.start]
                     raise ValueError(
-                        f"{file.name}: byte {at:,} is not valid UTF-8 (0x{bad:02x}: {exc.reason}). {_FIX_UTF8}"
+                        f"{file.name}: byte {at:,} is not valid UTF-8 (0x{bad:02x}: {exc.reason}). "
+                        f"{_gzip_hint(head)}{_FIX_UTF8}"
                     ) from None
                 if text or (final and not yielded):
                     yielded = True
@@ -314,6 +348,8 @@ def _jsonl_blocks(file: InputFile, field: str, py_errors: str, select: Callable[
     with file.open() as (stream, position):
         for lineno, raw in enumerate(iter(stream.readline, b""), start=1):
             line_offset, offset = offset, offset + len(raw)
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):  # a byte-order mark is not part of the record
+                raw, line_offset = raw[len(codecs.BOM_UTF8):], len(codecs.BOM_UTF8)
             if lineno % 256 == 0:
                 stats.bytes_read = base + position()
             if raw.isspace():
@@ -359,15 +395,21 @@ class RawRecord:
         except UnicodeDecodeError as exc:
             raise ValueError(
                 f"{where}: byte {self.offset + exc.start:,} of the file is not valid UTF-8 "
-                f"(0x{self.data[exc.start]:02x}: {exc.reason}). {_FIX_UTF8}"
+                f"(0x{self.data[exc.start]:02x}: {exc.reason}). "
+                f"{_gzip_hint(self.data) if self.lineno == 1 else ''}{_FIX_UTF8}"
             ) from None
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
+            hint = _gzip_hint(self.data) if self.lineno == 1 else ""
             raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}). "
-                             "Fix the line, or remove it.") from None
+                             f"{hint}Fix the line, or remove it.") from None
+        except RecursionError:  # Python's parser recurses once per level of nesting
+            raise ValueError(f"{where}: the record is nested too deeply to parse (more than about "
+                             f"{sys.getrecursionlimit():,} levels of arrays or objects). Fix the line, or remove "
+                             "it.") from None
         if not isinstance(record, dict):
-            raise ValueError(f"{where}: the line is a JSON {type(record).__name__}, "
+            raise ValueError(f"{where}: the line is a JSON {_json_type(record)}, "
                              f"not an object with a {field!r} field.")
         if field not in record:
             keys = ", ".join(map(repr, list(record)[:8])) or "none"
@@ -375,5 +417,37 @@ class RawRecord:
                              "Pass the right one with --field (field=...).")
         text = record[field]
         if not isinstance(text, str):
-            raise ValueError(f"{where}: field {field!r} is a JSON {type(text).__name__}, not a string.")
+            what = "null" if text is None else f"a JSON {_json_type(text)}"
+            raise ValueError(f"{where}: field {field!r} is {what}, not a string. Fix the record, or remove it.")
+        if b"\\u" in self.data:  # only a \u escape can give a lone surrogate: strict UTF-8 never decodes one
+            text = self._surrogates(text, where)
         return text
+
+    def _surrogates(self, text: str, where: str) -> str:
+        """Lone surrogates (half of a UTF-16 pair, from an escape like ``\\ud800``) are not text: under ``strict``
+        an error, under ``replace`` U+FFFD, under ``skip`` dropped, as undecodable bytes are."""
+        found = _LONE_SURROGATE.search(text)
+        if found is None:
+            return text
+        if self.errors == "strict":
+            raise ValueError(
+                f"{where}: field {self.field!r} holds a lone surrogate (\\u{ord(found.group()):04x}, half of a UTF-16 "
+                f"pair) at character {found.start():,}: it is not text. {_FIX_UTF8}")
+        return _LONE_SURROGATE.sub("\ufffd" if self.errors == "replace" else "", text)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a parsed value's type: object, array, string, number, boolean, null."""
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _gzip_hint(head: bytes) -> str:
+    """A sentence for text that starts with gzip's magic bytes, else ''."""
+    if head[:2] != b"\x1f\x8b":
+        return ""
+    return ("The input looks gzip-compressed (it starts with bytes 1f 8b): name the file with its .gz suffix, or "
+            "decompress it first (gunzip -c FILE.gz | lmfeed prepare - ...). ")

@@ -388,8 +388,13 @@ def write_embedding_plots(
     from lmfeed.text.tokenizer import get_tokenizer
 
     fit = f"A picture is {FIGSIZE[0] * DPI:.0f} pixels wide: more rows or columns would only blur. Draw fewer"
-    embed_dim = as_int("embed_dim", embed_dim, minimum=2, maximum=_MAX_DRAWN, fix=fit + " (--embed-dim).")
-    num_positions = as_int("num_positions", num_positions, minimum=2, maximum=_MAX_DRAWN, fix=fit + " (--positions).")
+    # too small and too large need different fixes: the hint for one must not be given for the other
+    embed_dim = as_int("embed_dim", embed_dim, minimum=2,
+                       fix="The pictures need at least 2 dimensions (the PCA is 2-D): use --embed-dim 2 or more.")
+    embed_dim = as_int("embed_dim", embed_dim, maximum=_MAX_DRAWN, fix=fit + " (--embed-dim).")
+    num_positions = as_int("num_positions", num_positions, minimum=2,
+                           fix="A similarity picture needs at least 2 positions: use --positions 2 or more.")
+    num_positions = as_int("num_positions", num_positions, maximum=_MAX_DRAWN, fix=fit + " (--positions).")
     seed = as_int("seed", seed, minimum=0)
     enc = get_tokenizer("gpt2")
     if words is None:
