@@ -43,6 +43,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import bench_prepare  # noqa: E402  (the prepare benchmark beside this file: corpus, baseline, run_prepare)
+import peers  # noqa: E402  (litdata, datatrove, HF datasets, Mosaic streaming: their environments and cases)
 
 CACHE = bench_prepare.CACHE
 RESULTS = BENCH / "results.md"
@@ -64,10 +65,14 @@ class Settings:
     random_batches: int = 500  # batches of 64 x 1024 per random-offset case
     embed_steps: int = 30  # forward + backward steps per embedding case
     run_chars: int = 1_000_000  # runs of one character: this long, and 8x longer
+    peer_mb: int = 16  # the peers' corpus (they tokenize at 1-3 M tokens/s on 2 cores: 16 MB is ~5 s each)
+    peer_batches: int = 1000  # serving: batches of 8 x 1024 timed after the first
 
 
-FULL = dict(tokens=10_000_000, seed_stride1_tokens=100_000, random_batches=500, embed_steps=30, run_chars=1_000_000)
-QUICK = dict(tokens=1_000_000, seed_stride1_tokens=10_000, random_batches=100, embed_steps=5, run_chars=250_000)
+FULL = dict(tokens=10_000_000, seed_stride1_tokens=100_000, random_batches=500, embed_steps=30, run_chars=1_000_000,
+            peer_mb=16, peer_batches=1000)
+QUICK = dict(tokens=1_000_000, seed_stride1_tokens=10_000, random_batches=100, embed_steps=5, run_chars=250_000,
+             peer_mb=4, peer_batches=200)
 
 
 def log(message: str) -> None:
@@ -438,24 +443,30 @@ def table(results: dict, facts: dict, s: Settings) -> tuple[str, list[str]]:
     return "\n".join(lines), notes
 
 
-def report(results: dict, facts: dict, s: Settings, command: str) -> str:
+def report(results: dict | None, facts: dict, s: Settings, command: str, peer_results: dict | None) -> str:
     m = machine_info
-    body, notes = table(results, facts, s)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join([
+    out = [
         "# lmfeed against its peers",
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory']} memory, Python {m['python']}; load average at "
-        f"start {m['load']}. lmfeed {git_commit()}, {when}. Medians of {s.rounds} round(s), contenders alternating; "
-        f"the run took {facts['minutes']:.1f} min.",
+        f"start {m['load']}, at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}. lmfeed {git_commit()}, "
+        f"{when}. Medians of {s.rounds} round(s), contenders alternating; the run took {facts['minutes']:.1f} min.",
         "",
         f"Reproduce: `{command}`",
         "",
-        body,
-        "",
-        *[f"- {note}" for note in notes],
-        "",
-    ])
+    ]
+    if peer_results is not None:
+        body, notes, targets = peers.peer_table(peer_results, s.peer_mb)
+        out += ["## Against litdata, datatrove, Hugging Face datasets and Mosaic streaming", "", body, "",
+                "| target | lmfeed | verdict |", "| --- | --- | --- |",
+                *[f"| {what} | {figure} | {verdict} |" for what, figure, verdict in targets], "",
+                *[f"- {note}" for note in notes], ""]
+    if results is not None:
+        body, notes = table(results, facts, s)
+        out += ["## Against tiktoken, the seed's loader, nanoGPT's get_batch", "", body, "",
+                *[f"- {note}" for note in notes], ""]
+    return "\n".join(out)
 
 
 machine_info: dict[str, str] = {}
@@ -469,6 +480,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None,
                         help="where to write the table (default benchmarks/results.md; with --quick "
                              "benchmarks/.cache/results-quick.md, so a quick run never replaces the committed one)")
+    parser.add_argument("--no-peers", action="store_true", help="skip litdata, datatrove, HF datasets and Mosaic")
+    parser.add_argument("--peers-only", action="store_true", help="only the peer table")
     parser.add_argument("--tiktoken-baseline", metavar="CORPUS", help=argparse.SUPPRESS)  # the baseline's process
     parser.add_argument("--runs-case", metavar="SIZES", help=argparse.SUPPRESS)  # the runs' process
     args = parser.parse_args()
@@ -486,11 +499,18 @@ def main() -> None:
     machine_info.update(machine())
     log(f"machine: {machine_info['cores']} cores, {machine_info['memory']}, {machine_info['cpu']}, "
         f"load {machine_info['load']}")
-    results, facts = measure(s)
+    started = time.perf_counter()
+    peer_results = None
+    if not args.no_peers:
+        peers.install()
+        corpus = bench_prepare.build_corpus(s.peer_mb, "jsonl")
+        peer_results = peers.measure_peers(corpus, CACHE / f"peers-{s.peer_mb}mb", s.rounds, s.peer_batches)
+    results, facts = (None, {}) if args.peers_only else measure(s)
+    facts["minutes"] = (time.perf_counter() - started) / 60
     command = "make bench" + (" QUICK=1" if args.quick else "")
-    if args.corpus_mb or args.rounds:
+    if args.corpus_mb or args.rounds or args.no_peers or args.peers_only:
         command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
-    text = report(results, facts, s, command)
+    text = report(results, facts, s, command, peer_results)
     print(text)
     output = args.output or (CACHE / "results-quick.md" if args.quick else RESULTS)
     output.parent.mkdir(parents=True, exist_ok=True)
