@@ -29,11 +29,14 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-# lmfeed against its peers (benchmarks/run.py; ~4 min on 2 cores, QUICK=1 ~1 min). The seed's package would pull a
-# CUDA torch and TensorFlow with its dependencies: it is installed without them (it needs only torch and tiktoken).
+# lmfeed against its peers (benchmarks/run.py; ~12 min on 2 cores, QUICK=1 under 3 min). The seed's package would
+# pull a CUDA torch and TensorFlow with its dependencies: it is installed without them (it needs only torch and
+# tiktoken). litdata, datatrove and Mosaic streaming go into their own folders under benchmarks/.peers/ (pip --target,
+# --no-deps, pinned in benchmarks/peers.py), never into .venv: torch stays the CPU 2.13.0 and numpy the project's.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,ray,bench]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llms-from-scratch==1.0.19
+	$(BIN)/python benchmarks/peers.py --install
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
 
 clean:

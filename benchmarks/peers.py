@@ -597,7 +597,7 @@ def peer_table(res: dict, corpus_mb: float) -> tuple[str, list[str], list[tuple[
         return text if p in peers else "not timed"
 
     def fmt_rate(x: float) -> str:
-        return f"{x / 1e6:,.1f} M tok/s"
+        return f"{x / 1e6:,.1f} M tok/s" if x >= 1e6 else f"{x / 1e6:.2f} M tok/s"
 
     def fmt_s(x: float) -> str:
         return f"{x * 1e3:,.1f} ms" if x < 1 else f"{x:,.2f} s"

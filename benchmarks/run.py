@@ -1,10 +1,16 @@
 """``make bench``: lmfeed against its peers, side by side, in one run; prints a Markdown table of medians and ratios.
 
-    python benchmarks/run.py                 # full: 200 MB corpus, 10M-token cases, 3 rounds (~4 min, 2 cores)
-    python benchmarks/run.py --quick         # 10 MB corpus, 1M-token cases, 1 round (~1-2 min)
+    python benchmarks/run.py                 # full: 200 MB corpus, 10M-token cases, 3 rounds (~12 min, 2 cores)
+    python benchmarks/run.py --quick         # 10 MB corpus, 1M-token cases, 1 round (under 3 min)
     python benchmarks/run.py --corpus-mb 50 --rounds 5
+    python benchmarks/run.py --peers-only    # only litdata, datatrove, HF datasets and Mosaic (peers.py)
 
 What runs (every case in a fresh process, so its peak memory is its own; all of them children of this one):
+
+- peers (``peers.py``, whose docstring says how each is installed and called): litdata, datatrove, Hugging Face
+  ``datasets`` and Mosaic ``streaming`` tokenize a 16 MB JSON Lines corpus (``--quick``: 2 MB) with 2 workers; their
+  ids are checked equal to lmfeed's store before any of their figures is kept; then they serve shuffled 8 x 1024
+  batches with ``num_workers`` 0 and 2, and resume after 10 batches where they offer loader state.
 
 - prepare: ``lmfeed prepare --workers 2`` on a JSON Lines corpus built offline from the Python standard library's
   own ``.py``/``.txt``/``.rst`` files and language reference, repeated deterministically to ``--corpus-mb``
@@ -72,7 +78,7 @@ class Settings:
 FULL = dict(tokens=10_000_000, seed_stride1_tokens=100_000, random_batches=500, embed_steps=30, run_chars=1_000_000,
             peer_mb=16, peer_batches=1000)
 QUICK = dict(tokens=1_000_000, seed_stride1_tokens=10_000, random_batches=100, embed_steps=5, run_chars=250_000,
-             peer_mb=4, peer_batches=200)
+             peer_mb=2, peer_batches=200)
 
 
 def log(message: str) -> None:
