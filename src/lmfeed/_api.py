@@ -46,12 +46,13 @@ def prepare(
     engine: Engine = "local",
     address: str | None = None,
     num_tasks: int | None = None,
+    parts: str | None = None,
     include_hidden: bool = False,
 ) -> TokenStore | TrainVal:
     """Tokenize text files, directories or JSON Lines into a token store at ``out``, on this machine or a cluster.
 
-    Every option but ``engine``, ``address`` and ``num_tasks`` is ``lmfeed.store.prepare.prepare``'s (see there);
-    the store's bytes are the
+    Every option but ``engine``, ``address``, ``num_tasks`` and ``parts`` is ``lmfeed.store.prepare.prepare``'s (see
+    there); the store's bytes are the
     same whatever the engine, the workers or the tasks.
 
     Args:
@@ -62,6 +63,8 @@ def prepare(
             ``"HOST:PORT"``.
         num_tasks: with ``engine="ray"``: about how many tasks to cut the corpus into (default: 4 per CPU, each
             between 4 MB and 256 MB of input).
+        parts: with ``engine="ray"``: where the part stores go: ``None`` (default: ``.OUT.parts`` beside OUT) or
+            an fsspec URL every node can write (``s3://bucket/prefix``), read back and merged here.
 
     Returns:
         The opened store, or ``TrainVal(train, val)`` when ``val_fraction > 0``.
@@ -79,7 +82,7 @@ def prepare(
     """
     engine = as_choice("engine", engine, ("local", "ray"))
     if engine == "local":
-        for name, value in (("address", address), ("num_tasks", num_tasks)):
+        for name, value in (("address", address), ("num_tasks", num_tasks), ("parts", parts)):
             if value is not None:
                 raise ValueError(f"{name}={value!r} is an option of engine='ray'. Pass engine='ray' "
                                  f"(--engine ray), or leave {name} out.")
@@ -101,5 +104,5 @@ def prepare(
     return prepare_ray(inputs, out, tokenizer=tokenizer, backend=backend, glob=glob, field=field, format=format,
                        errors=errors, allow_special=allow_special, eot=eot, separator=separator,
                        val_fraction=val_fraction, seed=seed,
-                       force=force, progress=progress, address=address, num_tasks=num_tasks,
+                       force=force, progress=progress, address=address, num_tasks=num_tasks, parts=parts,
                        include_hidden=include_hidden)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from lmfeed.engines.location import PartsLocation
 from lmfeed.engines.parts import PartOptions, part_key, part_name, write_part
 from lmfeed.engines.plan import Unit, plan_tasks
 from lmfeed.engines.ray_engine import _merge, default_num_tasks, shared_filesystem_message
@@ -33,22 +34,24 @@ def options(**kw) -> PartOptions:
 
 
 def prepare_in_parts(inputs: list[Path], out: Path, num_tasks: int, *, val_fraction: float = 0.0,
-                     errors: str = "strict") -> list:
+                     errors: str = "strict", parts_url: str | None = None) -> list:
     """What prepare_ray does, with the tasks run one after the other here instead of on Ray workers."""
     files = expand_inputs([str(i) for i in inputs])
     stamps = [(f.size, 0) for f in files]
     opts = options(errors=errors)
     planned = plan_tasks(files, num_tasks, gpt2_pattern=True)
-    parts = out.parent / f".{out.name}.parts"
-    parts.mkdir()
+    parts = PartsLocation(parts_url or str(out.parent / f".{out.name}.parts"))
+    parts.create()
     names = []
     for t in planned:
         key = part_key(t, files, opts, stamps)
-        write_part(t, files, opts, str(parts), key)
+        write_part(t, files, opts, parts, key)
         names.append(part_name(t, key))
+    assert parts.names() == names
     _merge(out, parts, names, get_tokenizer("gpt2"), files, allow_special=False, errors=errors, field="text",
            format="auto", glob="*", val_fraction=val_fraction, seed=0, force=False, dtype="uint16", eot_id=50256)
-    assert not parts.exists()  # deleted once the store is in place
+    assert parts.names() == []  # deleted once the store is in place
+    assert not (out.parent / f".{out.name}.parts").exists()
     return planned
 
 
@@ -143,8 +146,8 @@ def test_a_part_already_written_is_kept_not_encoded_again(tmp_path):
     opts = options()
     (task,) = plan_tasks(files, 1, gpt2_pattern=True)
     key = part_key(task, files, opts, [(files[0].size, 0)])
-    first = write_part(task, files, opts, str(tmp_path), key)
-    again = write_part(task, files, opts, str(tmp_path), key)
+    first = write_part(task, files, opts, PartsLocation(str(tmp_path)), key)
+    again = write_part(task, files, opts, PartsLocation(str(tmp_path)), key)
     assert not first.reused and again.reused and again.num_tokens == first.num_tokens
     assert first.num_tokens == len(get_tokenizer("gpt2").encode_ordinary("Hello world " * 1000))
     assert np.load(tmp_path / part_name(task, key) / "tokens.npy")[:2].tolist() == [15496, 995]  # "Hello world"
@@ -163,7 +166,7 @@ def test_bad_json_inside_a_range_names_the_file_line_and_byte(tmp_path):
     task = next(t for t in planned if t.units[0].start <= offset < t.units[0].end)
     assert task.units[0].start > 0  # the record is in a later range, whose line numbers are not known up front
     with pytest.raises(ValueError, match=r"a\.jsonl:151: not valid JSON"):
-        write_part(task, files, options(), str(tmp_path), "k")
+        write_part(task, files, options(), PartsLocation(str(tmp_path)), "0" * 16)
     assert [p.name for p in tmp_path.iterdir()] == ["a.jsonl"]  # no part, not even a temporary one
 
 
@@ -175,25 +178,69 @@ def test_bad_utf8_inside_a_text_range_names_the_files_byte(tmp_path):
     assert last.units[0].start > 0
     bad = data.index(b"\xff")
     with pytest.raises(ValueError, match=f"a.txt: byte {bad:,} is not valid UTF-8"):
-        write_part(last, files, options(), str(tmp_path), "k")
+        write_part(last, files, options(), PartsLocation(str(tmp_path)), "0" * 16)
 
 
 def test_the_probe_reports_what_a_node_cannot_see(tmp_path):
     from lmfeed.engines.ray_engine import _probe
 
-    marker = tmp_path / ".visible-abc"
-    marker.write_text("abc")
+    token = "0123456789abcdef"
+    (tmp_path / f".visible-{token}").write_text(token)
     (tmp_path / "a.txt").write_text("12345")
-    assert _probe(str(marker), "abc", [(str(tmp_path / "a.txt"), 5)]) == []
-    problems = _probe(str(tmp_path / "elsewhere" / ".visible-abc"), "abc", [(str(tmp_path / "a.txt"), 4),
-                                                                           (str(tmp_path / "gone.txt"), 1)])
+    assert _probe(PartsLocation(str(tmp_path)), token, [(str(tmp_path / "a.txt"), 5)]) == []
+    problems = _probe(PartsLocation(str(tmp_path / "elsewhere")), token, [(str(tmp_path / "a.txt"), 4),
+                                                                         (str(tmp_path / "gone.txt"), 1)])
     assert len(problems) == 2
     assert problems[0].endswith(f"cannot see {tmp_path / 'elsewhere'} (the directory beside OUT)")
     assert problems[1].endswith(f"sees input {tmp_path / 'a.txt'} with 5 bytes, not 4")
-    assert _probe(str(marker), "another run", []) != []  # a stale marker of another run is not ours
+    assert _probe(PartsLocation(str(tmp_path)), "fedcba9876543210", []) != []  # another run's marker is not ours
 
 
 def test_the_shared_filesystem_message_names_the_nodes_and_the_fix():
     message = shared_filesystem_message(["node w1 cannot see /data/.out.store.parts (the directory beside OUT)"])
     assert "node w1 cannot see /data/.out.store.parts" in message
     assert "every node sees" in message and "shared mount" in message
+
+
+def test_parts_at_an_fsspec_url_merge_into_the_same_bytes(tmp_path, reference_text):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text(reference_text[:200_000])
+    (tmp_path / "in" / "b.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in ["x", "", "y z"] * 50))
+    prepare([str(tmp_path / "in")], tmp_path / "one.store", workers=1, backend="tiktoken")
+    (tmp_path / "bucket").mkdir()
+    (tmp_path / "bucket" / "keep.txt").write_text("not ours")
+    planned = prepare_in_parts([tmp_path / "in"], tmp_path / "url.store", 5, parts_url=f"file://{tmp_path}/bucket")
+    assert len(planned) >= 4
+    assert same_bytes(tmp_path / "one.store", tmp_path / "url.store")
+    assert sorted(p.name for p in (tmp_path / "bucket").iterdir()) == ["keep.txt"]  # only our parts were removed
+    assert not list(tmp_path.glob(".url.store*"))  # no download scratch left beside OUT
+
+
+def test_parts_on_s3_merge_into_the_same_bytes(tmp_path, reference_text):
+    pytest.importorskip("s3fs")
+    moto = pytest.importorskip("moto.server")
+    import socket
+
+    import fsspec
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = moto.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)  # loopback only
+    server.start()
+    saved = fsspec.config.conf.get("s3")
+    fsspec.config.conf["s3"] = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "testing", "secret": "testing",
+                                "skip_instance_cache": True}
+    try:
+        fsspec.filesystem("s3").mkdir("parts-bucket")
+        (tmp_path / "a.txt").write_text(reference_text[:100_000])
+        prepare([str(tmp_path / "a.txt")], tmp_path / "one.store", workers=1, backend="tiktoken")
+        prepare_in_parts([tmp_path / "a.txt"], tmp_path / "s3.store", 3, parts_url="s3://parts-bucket/run1")
+        assert same_bytes(tmp_path / "one.store", tmp_path / "s3.store")
+        assert fsspec.filesystem("s3").ls("parts-bucket") == []
+    finally:
+        if saved is None:
+            fsspec.config.conf.pop("s3", None)
+        else:
+            fsspec.config.conf["s3"] = saved
+        server.stop()

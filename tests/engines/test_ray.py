@@ -173,3 +173,14 @@ def test_cli_engine_ray(ray_cluster, corpus, single, tmp_path):
     result = runner.invoke(main, ["prepare", "-", "-o", str(tmp_path / "x"), "--engine", "ray"], input="hi")
     assert result.exit_code == 1 and "Error: engine='ray' cannot read stdin" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_parts_at_a_url_when_nodes_share_no_filesystem(ray_cluster, corpus, single, tmp_path):
+    # file:// stands in for s3:// here (the S3 path of the same code is tested against moto in test_plan.py)
+    (tmp_path / "bucket").mkdir()
+    out = tmp_path / "url.store"
+    result = CliRunner().invoke(main, ["prepare", str(corpus), "-o", str(out), "--engine", "ray", "--num-tasks", "4",
+                                       "--parts", f"file://{tmp_path}/bucket/run"])
+    assert result.exit_code == 0, result.output
+    assert same_bytes(single, out)
+    assert list((tmp_path / "bucket" / "run").iterdir()) == [] and not parts_dir_for(out).exists()

@@ -51,6 +51,9 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
                    "OUTPUT must be on a filesystem every node sees).")
 @click.option("--address", default=None, metavar="auto|HOST:PORT",
               help="With --engine ray: the cluster [default: RAY_ADDRESS, else a local Ray on 127.0.0.1].")
+@click.option("--parts", default=None, metavar="URL",
+              help="With --engine ray: put the part stores at this fsspec URL (s3://bucket/prefix) instead of "
+                   "beside OUTPUT, for nodes without a shared filesystem; merged here.")
 @click.option("--num-tasks", type=int, default=None,
               help="With --engine ray: about how many tasks to cut the inputs into [default: 4 per CPU].")
 @click.option("--force", is_flag=True, help="Replace an existing store.")
@@ -62,7 +65,7 @@ def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backe
             format_: InputFormat, errors: DecodeErrors, allow_special: bool, separator: Separator, no_eot: bool,
             workers: int | None,
             num_shards: int, shard_index: int, val_fraction: float, seed: int, engine: Engine, address: str | None,
-            num_tasks: int | None, force: bool, quiet: bool, progress: bool, as_json: bool,
+            num_tasks: int | None, parts: str | None, force: bool, quiet: bool, progress: bool, as_json: bool,
             include_hidden: bool) -> None:
     """Tokenize INPUT... (text files, directories, .jsonl, .gz, or - for stdin) into a token store.
 
@@ -94,7 +97,7 @@ def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backe
                      separator=separator,
                      num_shards=num_shards, shard_index=shard_index, val_fraction=val_fraction, seed=seed,
                      force=force, progress=not quiet and (progress or sys.stderr.isatty()), engine=engine,
-                     address=address, num_tasks=num_tasks, include_hidden=include_hidden)
+                     address=address, num_tasks=num_tasks, parts=parts, include_hidden=include_hidden)
     stores = list(result) if isinstance(result, TrainVal) else [result]
     if as_json:
         rows = [{"path": str(s.path), "tokens": len(s), "documents": s.num_documents, "dtype": s.metadata["dtype"],

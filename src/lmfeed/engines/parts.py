@@ -17,24 +17,24 @@ import codecs
 import dataclasses
 import hashlib
 import json
-import os
-import secrets
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lmfeed.engines.location import PartsLocation
 from lmfeed.engines.plan import PlannedTask, Unit
 from lmfeed.store.encode_pool import Task, encoder
-from lmfeed.store.format import DOC_STARTS, METADATA, TOKENS
+from lmfeed.store.format import DOC_STARTS, TOKENS
 from lmfeed.store.merge import _write_documents
 from lmfeed.store.prepare import _PIECE_CHARS, _pieces, val_mask
 from lmfeed.store.writer import StoreWriter
+from lmfeed.text.backends import Backend
 from lmfeed.text.sources import _FIX_UTF8, _PY_ERRORS, InputFile, RawRecord, ReadStats, iter_document_blocks
 
-__all__ = ["EngineError", "PartOptions", "PartResult", "write_part", "part_key", "read_part", "merge_parts"]
+__all__ = ["EngineError", "PartOptions", "PartResult", "write_part", "part_key", "part_name", "read_part",
+           "merge_parts"]
 
 PART_FORMAT = "lmfeed-part"
 PART_VERSION = 1
@@ -54,7 +54,7 @@ class PartOptions:
 
     tokenizer: Any  # a registered name (str) or a tiktoken.Encoding: both pickle
     fingerprint: str
-    backend: str
+    backend: Backend
     allow_special: bool
     errors: str
     field: str
@@ -162,48 +162,41 @@ def _unit_blocks(task: PlannedTask, files: Sequence[InputFile], options: PartOpt
 _encoders: dict[Any, Any] = {}
 
 
-def write_part(task: PlannedTask, files: Sequence[InputFile], options: PartOptions, parts_dir: str,
+def write_part(task: PlannedTask, files: Sequence[InputFile], options: PartOptions, parts: PartsLocation,
                key: str) -> PartResult:
-    """Encode one task into ``parts_dir/part-INDEX-KEY`` (skipped when that part is already there, whole).
+    """Encode one task into part ``part-INDEX-KEY`` at ``parts`` (skipped when that part is already there, whole).
 
     Runs anywhere: in a Ray worker, or in this process. The part appears whole; a rerun of a task that already
     wrote it (a worker lost after the rename) finds it and keeps it, since the same task writes the same bytes.
     """
-    if not os.path.isdir(parts_dir):  # never created here: on a node without the shared filesystem it is missing
+    if not parts.visible():  # never created here: on a node without the shared filesystem it is missing
         import socket
 
-        raise EngineError(f"Node {socket.gethostname()} cannot see {parts_dir}, where the parts go: OUT must be on a "
-                          "filesystem every node sees.")
-    final = Path(parts_dir) / part_name(task, key)
-    done = read_part_metadata(final)
-    if done is not None:
+        raise EngineError(f"Node {socket.gethostname()} cannot see {parts}, where the parts go: OUT must be on a "
+                          "filesystem every node sees (or pass parts= an fsspec URL every node can write).")
+    name = part_name(task, key)
+    done = parts.metadata(name)
+    if done is not None and done.get("format") == PART_FORMAT and done.get("version") == PART_VERSION:
         return PartResult(task.index, done["num_tokens"], done["num_documents"], reused=True)
-    tmp = Path(parts_dir) / f".{final.name}.tmp-{secrets.token_hex(4)}"
-    dtype = options.dtype
     if options.backend != "tiktoken" and options.tokenizer == "gpt2":
         from lmfeed.text.backends import preload
 
         preload()  # a new worker builds fastokens on a thread while tiktoken's encoding is built, as prepare does
+    dtype = options.dtype
     eot_array = np.array([0 if options.eot_id is None else options.eot_id], dtype=dtype)
-    writer = StoreWriter(tmp, dtype=dtype, eot_id=options.eot_id)
-    try:
-        with encoder(1, (options.tokenizer, options.allow_special, dtype, options.backend, False),  # type: ignore[arg-type]
-                     eot_array) as run:
-            for result in run(_tasks(task, files, options)):
-                for ids, starts in result.values():
-                    writer.write_chunk(ids, starts)
-        leading = task.units[0].continues
-        writer.finish({"format": PART_FORMAT, "version": PART_VERSION, "task": task.index, "key": key,
-                       "continues": leading})
-    except BaseException:
-        writer.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        os.rename(tmp, final)
-    except OSError:  # another attempt of this task got there first: its part has the same bytes
-        shutil.rmtree(tmp, ignore_errors=True)
-        if read_part_metadata(final) is None:
+    with parts.staging(name) as tmp:
+        writer = StoreWriter(tmp, dtype=dtype, eot_id=options.eot_id)
+        try:
+            # bos=False: the engine writes EOS-style (or separator-free) stores, as its merge joins them
+            with encoder(1, (options.tokenizer, options.allow_special, dtype, options.backend, False),
+                         eot_array) as run:
+                for result in run(_tasks(task, files, options)):
+                    for ids, starts in result.values():
+                        writer.write_chunk(ids, starts)
+            writer.finish({"format": PART_FORMAT, "version": PART_VERSION, "task": task.index, "key": key,
+                           "continues": task.units[0].continues})
+        except BaseException:
+            writer.close()
             raise
     return PartResult(task.index, writer.num_tokens, writer.num_documents)
 
@@ -232,15 +225,6 @@ def _tasks(task: PlannedTask, files: Sequence[InputFile], options: PartOptions) 
 # ---- reading parts and merging them ------------------------------------------------------------------------------
 
 
-def read_part_metadata(path: Path) -> dict[str, Any] | None:
-    """A finished part's metadata, or ``None`` when ``path`` is not one (missing, or not whole)."""
-    try:
-        meta = json.loads((path / METADATA).read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if meta.get("format") == PART_FORMAT and meta.get("version") == PART_VERSION else None
-
-
 def read_part(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A part's ``(tokens, doc_starts)``, memory-mapped read-only."""
     tokens = np.load(path / TOKENS, mmap_mode="r") if (path / TOKENS).stat().st_size > 128 else np.zeros(0)
@@ -248,9 +232,9 @@ def read_part(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return tokens, starts
 
 
-def merge_parts(parts: Sequence[Path], writers: Sequence[StoreWriter], *, val_fraction: float = 0.0,
+def merge_parts(parts: Iterable[Path], writers: Sequence[StoreWriter], *, val_fraction: float = 0.0,
                 seed: int = 0) -> int:
-    """Append the parts, in order, to the store writers (``[train]``, or ``[train, val]`` for a split).
+    """Append the parts (local directories, in plan order) to the store writers (``[train]``, or ``[train, val]``).
 
     Returns:
         The number of documents in the corpus (every part's, both splits').

@@ -62,8 +62,8 @@ class PlannedTask:
 
 def splittable(file: InputFile, *, gpt2_pattern: bool) -> bool:
     """Whether ``file`` can be cut into byte ranges: uncompressed JSON Lines, or uncompressed text under GPT-2."""
-    if file.path is None or file.compressed or file.size is None:
-        return False
+    if file.path is None or file.compressed or file.size is None or getattr(file, "compression", None):
+        return False  # stdin, a URL, a compressed file (gzip by name, or any codec by its first bytes)
     return file.format == "jsonl" or (file.format == "text" and gpt2_pattern)
 
 

@@ -21,20 +21,21 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lmfeed._validate import as_choice, as_int, as_probability
+from lmfeed.engines.location import PartsLocation
 from lmfeed.engines.parts import (
+    PART_FORMAT,
     EngineError,
     PartOptions,
     PartResult,
     merge_parts,
     part_key,
     part_name,
-    read_part_metadata,
     write_part,
 )
 from lmfeed.engines.plan import PlannedTask, plan_tasks
@@ -79,24 +80,21 @@ def default_num_tasks(total_bytes: int, cpus: int) -> int:
     return max(1, by_cpus, -(-total_bytes // _MAX_TASK_BYTES))
 
 
-def _run_part(task: PlannedTask, files: Sequence[InputFile], options: PartOptions, parts_dir: str,
+def _run_part(task: PlannedTask, files: Sequence[InputFile], options: PartOptions, parts: PartsLocation,
               key: str) -> PartResult:
     """The Ray task (its workers show ``ray::_run_part`` while running it)."""
-    return write_part(task, files, options, parts_dir, key)
+    return write_part(task, files, options, parts, key)
 
 
-def _probe(marker: str, token: str, files: Sequence[tuple[str, int]]) -> list[str]:
+def _probe(parts: PartsLocation, token: str, files: Sequence[tuple[str, int]]) -> list[str]:
     """Run on each node: what of the run's files it cannot see as the driver does."""
     import socket
 
     where = socket.gethostname()
     problems = []
-    try:
-        seen = Path(marker).read_text()
-    except OSError:
-        seen = None
-    if seen != token:
-        problems.append(f"node {where} cannot see {os.path.dirname(marker)} (the directory beside OUT)")
+    if parts.read_text(f".visible-{token}") != token:
+        what = "the directory beside OUT" if not parts.is_url else "the parts URL"
+        problems.append(f"node {where} cannot see {parts} ({what})")
     for path, size in files:
         try:
             found = os.stat(path).st_size
@@ -130,7 +128,7 @@ def _connect(address: str | None) -> tuple[Any, bool]:
     return ray, True
 
 
-def _start_probes(ray: Any, parts_dir: Path, files: Sequence[InputFile]) -> tuple[list[Any], Path]:
+def _start_probes(ray: Any, parts: PartsLocation, files: Sequence[InputFile]) -> tuple[list[Any], PartsLocation, str]:
     """Ask every node with CPUs whether it sees the parts directory and the inputs as this process does.
 
     The probes run while the first tasks start (a node that cannot see the directory also fails its tasks, which
@@ -139,22 +137,21 @@ def _start_probes(ray: Any, parts_dir: Path, files: Sequence[InputFile]) -> tupl
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     token = secrets.token_hex(8)
-    marker = parts_dir / f".visible-{token}"
-    marker.write_text(token)
+    parts.write_text(f".visible-{token}", token)
     nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
     probe = ray.remote(_probe)
-    sizes = ray.put([(str(f.path), f.size) for f in files])
+    sizes = ray.put([(str(f.path), f.size) for f in files if f.path is not None])  # URLs are each node's own
     refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-            .remote(str(marker), token, sizes) for n in nodes]
-    return refs, marker
+            .remote(parts, token, sizes) for n in nodes]
+    return refs, parts, token
 
 
-def _check_probes(ray: Any, refs: list[Any], marker: Path) -> None:
+def _check_probes(ray: Any, refs: list[Any], parts: PartsLocation, token: str) -> None:
     """Every probe's answer, or an EngineError that names what some node cannot see."""
     try:
         problems = [p for found in ray.get(refs) for p in found]
     finally:
-        marker.unlink(missing_ok=True)
+        parts.remove(f".visible-{token}")
     if problems:
         raise EngineError(shared_filesystem_message(problems))
 
@@ -163,8 +160,9 @@ def shared_filesystem_message(problems: Sequence[str]) -> str:
     """The error for nodes that do not share the output's (or the inputs') filesystem."""
     shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
     return (f"engine='ray' needs OUT and the inputs on a filesystem every node sees, but {shown}. Put them on a "
-            "shared mount (NFS, Lustre, a cluster volume) at the same path on every node, or run on one machine "
-            "without --engine ray.")
+            "shared mount (NFS, Lustre, a cluster volume) at the same path on every node, or pass parts= "
+            "(--parts) an fsspec URL every node can write (s3://bucket/prefix), or run on one machine without "
+            "--engine ray.")
 
 
 def prepare_ray(
@@ -186,6 +184,7 @@ def prepare_ray(
     progress: bool = False,
     address: str | None = None,
     num_tasks: int | None = None,
+    parts: str | None = None,
     max_retries: int = 3,
     include_hidden: bool = False,
 ) -> TokenStore | TrainVal:
@@ -198,6 +197,10 @@ def prepare_ray(
             as ``ray job submit`` sets it, else a new local instance listening on 127.0.0.1 only), ``"auto"`` (the
             cluster ``ray start`` started on this machine), or ``"HOST:PORT"``.
         num_tasks: about how many tasks to cut the corpus into (default: ``default_num_tasks``).
+        parts: where the part stores go: ``None`` (default: ``.NAME.parts`` beside ``out``, which must then be on
+            a filesystem every node sees), or an fsspec URL every node can write (``s3://bucket/prefix``; the
+            parts are merged here, downloaded one at a time). Only lmfeed's own ``part-*`` entries there are ever
+            deleted.
         max_retries: how often Ray runs a task again whose worker process died (default 3). A task that fails on
             its input is not retried: the run fails with the file and offset.
 
@@ -231,18 +234,27 @@ def prepare_ray(
     eot_id = separator_id(enc, eot=eot, allow_special=allow_special, separator=separator)  # EOS or none only
     dtype = store_dtype(enc)
     files = input_files(inputs, glob=glob, format=format, include_hidden=include_hidden)
-    if any(f.path is None for f in files):
-        raise ValueError("engine='ray' cannot read stdin ('-'): its tasks read the inputs on other machines. "
-                         "Save it to a file first, or run without --engine ray.")
+    for f in files:
+        if getattr(f, "records", None) is not None:
+            raise ValueError("engine='ray' reads files and URLs on other machines; documents from Python (an "
+                             "iterable, a datasets.Dataset) live in this process. Write them to JSON Lines or "
+                             "Parquet first, or use engine='local'.")
+        if f.path is None and getattr(f, "url", None) is None:
+            raise ValueError("engine='ray' cannot read stdin ('-'): its tasks read the inputs on other machines. "
+                             "Save it to a file first, or run without --engine ray.")
     out_path = Path(out)
+    if parts is not None and (not isinstance(parts, str) or "://" not in parts):
+        raise ValueError(f"parts must be an fsspec URL such as 's3://bucket/prefix', but got {parts!r}. Leave it "
+                         "out to keep the parts beside OUT.")
+    location = PartsLocation(parts if parts is not None else str(parts_dir_for(out_path)))
     parts_dir = parts_dir_for(out_path)
     # OUT may lie inside an input directory: a rerun must not read the parts of the run it resumes as text
     files = [f for f in files if f.path is None or parts_dir not in Path(os.path.abspath(f.path)).parents]
     check_inputs_apart(files, out_path)
     check_output(out_path, force=force)
     # the workers get absolute paths: their working directory is not ours (names, for messages, stay as given)
-    shipped = [replace(f, path=Path(os.path.abspath(f.path))) for f in files if f.path is not None]
-    stamps = [(st.st_size, st.st_mtime_ns) for st in (os.stat(f.path) for f in shipped if f.path is not None)]
+    shipped = [f if f.path is None else replace(f, path=Path(os.path.abspath(f.path))) for f in files]
+    stamps = [_stamp(f) for f in shipped]
     registered = enc.name in tokenizer_names() and vocabulary_fingerprint(get_tokenizer(enc.name)) == \
         vocabulary_fingerprint(enc)
     splittable = gpt2_splittable(enc)
@@ -255,14 +267,14 @@ def prepare_ray(
         cpus = int(ray.cluster_resources().get("CPU", 1))
         total = sum(f.size or 0 for f in shipped)
         planned = plan_tasks(shipped, num_tasks or default_num_tasks(total, cpus), gpt2_pattern=splittable)
-        parts_dir.mkdir(exist_ok=True)
+        location.create()
         keys = [part_key(t, shipped, options, stamps) for t in planned]
         names = [part_name(t, k) for t, k in zip(planned, keys, strict=True)]
-        _remove_other_parts(parts_dir, set(names))
-        logger.info("%d tasks on %d CPUs into %s", len(planned), cpus, parts_dir)
-        probes = _start_probes(ray, parts_dir, shipped)
-        _run_tasks(ray, planned, keys, names, shipped, options, parts_dir, max_retries, progress, probes)
-        return _merge(out_path, parts_dir, names, enc, files, allow_special=allow_special, errors=errors,
+        _remove_other_parts(location, set(names))
+        logger.info("%d tasks on %d CPUs into %s", len(planned), cpus, location)
+        probes = _start_probes(ray, location, shipped)
+        _run_tasks(ray, planned, keys, names, shipped, options, location, max_retries, progress, probes)
+        return _merge(out_path, location, names, enc, files, allow_special=allow_special, errors=errors,
                       field=field, format=format, glob=glob, val_fraction=val_fraction, seed=seed, force=force,
                       dtype=dtype, eot_id=eot_id)
     finally:
@@ -270,30 +282,38 @@ def prepare_ray(
             ray.shutdown()
 
 
-def _remove_other_parts(parts_dir: Path, keep: set[str]) -> None:
+def _stamp(file: InputFile) -> tuple[int | None, int | None]:
+    """``(size, mtime_ns)`` of a local file (a URL: its size as listed), so that a changed input changes its parts'
+    keys."""
+    if file.path is None:
+        return file.size, None
+    st = os.stat(file.path)
+    return st.st_size, st.st_mtime_ns
+
+
+def _remove_other_parts(parts: PartsLocation, keep: set[str]) -> None:
     """Delete parts of other plans (other inputs, options or task counts): they can never be merged into this run."""
-    for entry in sorted(os.listdir(parts_dir)):
+    for entry in parts.names():
         if entry in keep or entry.startswith(".visible-"):
             continue
-        logger.info("removing %s: a part of another plan", parts_dir / entry)
-        path = parts_dir / entry
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        logger.info("removing %s: a part of another plan", parts.join(entry))
+        parts.remove(entry)
 
 
 def _run_tasks(ray: Any, planned: list[PlannedTask], keys: list[str], names: list[str], files: list[InputFile],
-               options: PartOptions, parts_dir: Path, max_retries: int, progress: bool,
-               probes: tuple[list[Any], Path]) -> None:
+               options: PartOptions, parts: PartsLocation, max_retries: int, progress: bool,
+               probes: tuple[list[Any], PartsLocation, str]) -> None:
     """Run every task whose part is not there yet; one progress bar; the first failure (in plan order) raised."""
     done: dict[int, PartResult] = {}
     for t, name in zip(planned, names, strict=True):
-        meta = read_part_metadata(parts_dir / name)
-        if meta is not None:
+        meta = parts.metadata(name)
+        if meta is not None and meta.get("format") == PART_FORMAT:
             done[t.index] = PartResult(t.index, meta["num_tokens"], meta["num_documents"], reused=True)
     if done:
-        logger.info("resuming: %d of %d parts are already done in %s", len(done), len(planned), parts_dir)
+        logger.info("resuming: %d of %d parts are already done in %s", len(done), len(planned), parts)
     run = ray.remote(_run_part).options(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
     files_ref = ray.put(files)
-    pending = {run.remote(t, files_ref, options, str(parts_dir), k): t.index
+    pending = {run.remote(t, files_ref, options, parts, k): t.index
                for t, k in zip(planned, keys, strict=True) if t.index not in done}
     bar = _progress_bar(len(planned), progress)
     started_at = time.perf_counter()
@@ -336,7 +356,7 @@ def _run_tasks(ray: Any, planned: list[PlannedTask], keys: list[str], names: lis
     if failures:
         first = min(failures)
         cause = failures[first]
-        kept = (f"{len(done)} of {len(planned)} parts are done and kept in {parts_dir}: run the same command again "
+        kept = (f"{len(done)} of {len(planned)} parts are done and kept in {parts}: run the same command again "
                 "to prepare only the rest.")
         if isinstance(cause, EngineError):
             raise cause
@@ -352,14 +372,14 @@ def _describe(task: PlannedTask, files: list[InputFile]) -> str:
     return where + (f" and {len(task.units) - 1} more" if len(task.units) > 1 else "")
 
 
-def _merge(out: Path, parts_dir: Path, names: list[str], enc: Any, files: list[InputFile], *,
+def _merge(out: Path, parts: PartsLocation, names: list[str], enc: Any, files: list[InputFile], *,
            allow_special: bool, errors: str, field: str, format: str, glob: str, val_fraction: float, seed: int,
            force: bool, dtype: str, eot_id: int | None) -> TokenStore | TrainVal:
     split_names = ["train", "val"] if val_fraction else [""]
     with staging_dir(out, force=force) as tmp:
         writers = [StoreWriter(tmp / n if n else tmp, dtype=dtype, eot_id=eot_id) for n in split_names]
         try:
-            documents = merge_parts([parts_dir / n for n in names], writers, val_fraction=val_fraction, seed=seed)
+            documents = merge_parts(_fetched(parts, names, tmp), writers, val_fraction=val_fraction, seed=seed)
             check_not_empty(documents, writers, split_names, 1, val_fraction, files)
         except BaseException:
             for w in writers:
@@ -371,10 +391,22 @@ def _merge(out: Path, parts_dir: Path, names: list[str], enc: Any, files: list[I
             w.finish({**metadata, "split": {"part": n, "val_fraction": val_fraction, "seed": seed} if n else None})
         if val_fraction:
             write_split_marker(tmp, split_names)
-    shutil.rmtree(parts_dir, ignore_errors=True)
+    parts.remove_all()
     if val_fraction:
         return TrainVal(TokenStore.open(out / "train", tokenizer=enc), TokenStore.open(out / "val", tokenizer=enc))
     return TokenStore.open(out, tokenizer=enc)
+
+
+def _fetched(parts: PartsLocation, names: list[str], staging: Path) -> Iterator[Path]:
+    """Each part as a local directory, in order; from a URL one at a time, into a scratch directory beside the
+    store being written (deleted with it, whatever happens)."""
+    scratch = staging.parent / f".{staging.name}.fetch"
+    try:
+        for name in names:
+            with parts.fetch(name, scratch) as local:
+                yield local
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:
