@@ -75,5 +75,6 @@ SEED_MAX = 2**64 - 1  # torch.manual_seed and numpy's SeedSequence both take see
 def as_seed(name: str, value: Any) -> int:
     """Return ``value`` as a seed in ``[0, 2**64 - 1]``, the range ``torch.manual_seed`` takes, else a clear error
     (torch's own is "Overflow when unpacking long long")."""
+    example = f"{name} 123" if name.startswith("--") else f"{name}=123"
     return as_int(name, value, minimum=0, maximum=SEED_MAX,
-                  fix=f"A seed is a whole number from 0 to 2**64 - 1 = {SEED_MAX:,}, e.g. {name}=123.")
+                  fix=f"A seed is a whole number from 0 to 2**64 - 1 = {SEED_MAX:,}, e.g. {example}.")

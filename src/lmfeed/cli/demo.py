@@ -44,7 +44,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     """
     import torch
 
-    from lmfeed._validate import as_int
+    from lmfeed._validate import as_int, as_seed
     from lmfeed.cli import check_source, count
     from lmfeed.embeddings import CausalSelfAttention, InputEmbedding, describe_positional
     from lmfeed.loading.loader import create_dataloader
@@ -56,6 +56,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     for name, value in (("batch_size", batch_size), ("max_length", max_length), ("stride", stride),
                         ("embed_dim", embed_dim), ("num_heads", num_heads)):
         as_int(name, value, minimum=1)
+    as_seed("--seed", seed)  # torch.manual_seed's range, said plainly ("Overflow when unpacking long long")
     check_source(source)
     enc = get_tokenizer("gpt2")
     echo = click.echo

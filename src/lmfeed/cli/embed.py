@@ -37,12 +37,13 @@ def command(text: str, embed_dim: int, context_length: int, positional: Position
     """
     import torch
 
-    from lmfeed._validate import as_int
+    from lmfeed._validate import as_int, as_seed
     from lmfeed.embeddings import InputEmbedding
     from lmfeed.text.tokenizer import ENDOFTEXT, get_tokenizer
     from lmfeed.viz.table import visible_piece
 
     num_values = as_int("values", num_values)
+    as_seed("--seed", seed)
     max_tokens = as_int("max_tokens", max_tokens)
     text = _strict_text(sys.stdin.buffer.read() if text == "-" else text, "stdin" if text == "-" else "TEXT")
     enc = get_tokenizer("gpt2")

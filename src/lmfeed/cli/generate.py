@@ -25,7 +25,7 @@ def command(run_dir: Path, prompt: str, max_new_tokens: int, temperature: float,
     """
     import torch
 
-    from lmfeed._validate import as_int
+    from lmfeed._validate import as_int, as_seed
     from lmfeed.model.generate import generate, load_run
 
     num_samples = as_int("num_samples", num_samples, minimum=1, maximum=64)
@@ -34,7 +34,7 @@ def command(run_dir: Path, prompt: str, max_new_tokens: int, temperature: float,
     ids = tokenizer.encode_ordinary(prompt)
     if not ids:
         raise ValueError("The prompt encodes to no tokens. Pass some text with --prompt.")
-    generator = torch.Generator().manual_seed(as_int("seed", seed, minimum=0))
+    generator = torch.Generator().manual_seed(as_seed("--seed", seed))
     prompt_ids = torch.tensor([ids] * num_samples)
     out = generate(model, prompt_ids, max_new_tokens, temperature=temperature, top_k=top_k or None,
                    generator=generator)

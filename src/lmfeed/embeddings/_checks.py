@@ -4,9 +4,11 @@ Ids arrive from many places: the loader's int64 batches, a uint16 memory map wra
 a hand-written ``torch.tensor([3])``. Any integer dtype is accepted and cast to int64 (the index type every
 torch lookup wants); a bool or floating tensor is refused, because a float there almost always means the
 ids and the embeddings were swapped, and a bool tensor would index as a mask. Values are checked against
-their range so that a bad id is a ValueError naming the id, the limit and the fix, never an IndexError
-(CPU) or a device-side assert (CUDA) from inside torch. Tensors on the ``meta`` device have no values; only
-their dtype and shape are checked.
+their range so that a bad id is a ValueError naming the id, the limit and the fix, never an IndexError from
+inside torch. On CUDA the range is checked on the device (``torch._assert_async``), because reading a value back
+is a device sync on every forward: a bad id there fails at the next synchronising call with this module's message
+in the device-side assert (CUDA cannot raise a Python error without a sync). Tensors on the ``meta`` device have
+no values; only their dtype and shape are checked.
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ def as_id_tensor(name: str, ids: object, *, limit: int | None, limit_name: str, 
         )
     ids = ids.to(torch.int64)
     if ids.device.type == "meta" or ids.numel() == 0:
+        return ids
+    if ids.device.type == "cuda":
+        # reading min()/max() back would stall the CPU until the GPU catches up, every forward; the check runs on
+        # the device instead and a bad id fails the next synchronising call (a device-side assert with this text)
+        ok = (ids >= 0) if limit is None else (ids >= 0) & (ids < limit)
+        bound = f"[0, {limit_name}={limit:,})" if limit is not None else ">= 0"
+        torch._assert_async(ok.all(), f"{name} must be in {bound}, but holds an id outside it. {fix}")
         return ids
     low, high = int(ids.min()), int(ids.max())
     if low < 0:

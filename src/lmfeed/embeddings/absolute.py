@@ -15,16 +15,17 @@ from torch import nn
 
 from lmfeed._validate import as_choice, as_int
 from lmfeed.embeddings._checks import as_base, as_id_tensor, empty_table
-from lmfeed.embeddings.token import INITS, Init, init_table
+from lmfeed.embeddings.token import INITS, Init, _from_pretrained, init_table, lookup
 
 __all__ = ["LearnedPositionalEmbedding", "SinusoidalPositionalEmbedding", "sinusoidal_table"]
 
 
-class LearnedPositionalEmbedding(nn.Module):
+class LearnedPositionalEmbedding(nn.Embedding):
     """A trainable vector per position ``0 .. context_length - 1``, as in GPT-2 (``wpe``) and the seed.
 
     The seed's pipeline: ``LearnedPositionalEmbedding(4, 256)(torch.arange(4))`` is ``(4, 256)``, which
-    broadcasts onto token embeddings ``(8, 4, 256)``.
+    broadcasts onto token embeddings ``(8, 4, 256)``. It is an ``nn.Embedding`` (a subclass), so code that
+    initialises or wraps embeddings by ``isinstance(m, nn.Embedding)`` (nanoGPT's ``_init_weights``) reaches it.
 
     Past the longest length: there is no vector for a position ``>= context_length``; asking for one is a
     ValueError (a learned table cannot extrapolate). Build with a larger ``context_length`` instead.
@@ -55,18 +56,19 @@ class LearnedPositionalEmbedding(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        self.context_length = as_int("context_length", context_length)
-        self.embed_dim = as_int("embed_dim", embed_dim)
-        self.init = as_choice("init", init, INITS)
-        table = empty_table("The positional embedding table", self.context_length, self.embed_dim, device=device,
+        context_length = as_int("context_length", context_length)
+        embed_dim = as_int("embed_dim", embed_dim)
+        init = as_choice("init", init, INITS)
+        table = empty_table("The positional embedding table", context_length, embed_dim, device=device,
                             dtype=dtype, fix="Lower context_length or embed_dim.")
-        self.weight = nn.Parameter(table)
+        super().__init__(context_length, embed_dim, _weight=table)  # takes the table as it is: no draw here
+        self.context_length, self.embed_dim, self.init = context_length, embed_dim, init
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """(Re)draw the table from torch's global RNG with the chosen ``init``."""
         init_table(self.weight, self.init)
+        self._fill_padding_idx_with_zero()
 
     def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
         """Vectors for the given positions.
@@ -80,7 +82,7 @@ class LearnedPositionalEmbedding(nn.Module):
 
         Raises:
             TypeError: not an integer tensor.
-            ValueError: a position is negative or ``>= context_length``.
+            ValueError: a position is negative or ``>= context_length`` (checked on the device on CUDA).
         """
         ids = as_id_tensor(
             "position_ids",
@@ -92,10 +94,18 @@ class LearnedPositionalEmbedding(nn.Module):
                 "or feed shorter sequences."
             ),
         )
-        return nn.functional.embedding(ids, self.weight)
+        return lookup(self, ids)
 
     def extra_repr(self) -> str:
         return f"{self.context_length}, {self.embed_dim}, init={self.init!r}"
+
+    @classmethod
+    def from_pretrained(cls, embeddings: torch.Tensor, freeze: bool = True, padding_idx: int | None = None,
+                        max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                        sparse: bool = False) -> LearnedPositionalEmbedding:
+        """A module holding ``embeddings`` ``(context_length, embed_dim)``, as ``nn.Embedding.from_pretrained``."""
+        return _from_pretrained(cls, embeddings, freeze=freeze, padding_idx=padding_idx, max_norm=max_norm,
+                                norm_type=norm_type, scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
 
 
 def sinusoidal_table(position_ids: torch.Tensor, embed_dim: int, base: float = 10000.0) -> torch.Tensor:

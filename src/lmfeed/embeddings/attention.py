@@ -119,6 +119,16 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(self.embed_dim, self.embed_dim, device=device, dtype=dtype)
         self.residual_dropout = nn.Dropout(self.dropout)
         if self.positional == "rope":
+            if self.head_dim < 2 or self.head_dim % 2:
+                # RotaryEmbedding would name head_dim, which the caller never passed: name what they did pass
+                even = [h for h in range(1, self.embed_dim + 1) if self.embed_dim % h == 0
+                        and (self.embed_dim // h) % 2 == 0]
+                raise ValueError(
+                    f"positional='rope' rotates pairs of dimensions in each head, so head_dim = embed_dim / "
+                    f"num_heads must be even, but embed_dim={self.embed_dim} / num_heads={self.num_heads} = "
+                    f"{self.head_dim}. " + (f"Use num_heads in {_few(even)}, or a larger embed_dim." if even else
+                                            f"Use an even embed_dim, e.g. embed_dim={self.embed_dim + 1}.")
+                )
             self.rope = RotaryEmbedding(self.head_dim, base=rope_base)
         elif self.positional == "alibi":
             self.alibi = ALiBiBias(self.num_heads)
@@ -305,3 +315,9 @@ def _check_document_shape(document_ids: torch.Tensor, length: int, batch: int, w
             f"document_ids has shape {shape}, but {what} needs ({batch}, {length}) or ({length},): one document id "
             "per token. Take them from the loader, or leave document_ids=None for one document."
         )
+
+
+def _few(values: list[int]) -> str:
+    """``[1, 2, 4, 8, 16, 32, 64, 128]`` -> ``"1, 2, 4, ..., 128"``: the choices, short."""
+    shown = values if len(values) <= 6 else [*values[:3], "...", values[-1]]
+    return "{" + ", ".join(map(str, shown)) + "}"

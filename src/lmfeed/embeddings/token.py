@@ -21,7 +21,7 @@ from torch import nn
 from lmfeed._validate import as_choice, as_int
 from lmfeed.embeddings._checks import as_id_tensor, empty_table
 
-__all__ = ["Init", "TokenEmbedding", "init_table"]
+__all__ = ["Init", "TokenEmbedding", "init_table", "lookup"]
 
 Init = Literal["torch", "gpt2"]
 INITS: tuple[Init, ...] = ("torch", "gpt2")
@@ -40,10 +40,13 @@ def init_table(weight: torch.Tensor, init: str) -> None:
         nn.init.normal_(weight, mean=0.0, std=1.0 if init == "torch" else GPT2_STD)
 
 
-class TokenEmbedding(nn.Module):
+class TokenEmbedding(nn.Embedding):
     """A trainable lookup table ``(vocab_size, embed_dim)``: token ids ``(...)`` -> vectors ``(..., embed_dim)``.
 
     In the seed's pipeline ``TokenEmbedding(50257, 256)`` turns a batch of ids ``(8, 4)`` into ``(8, 4, 256)``.
+    It *is* an ``nn.Embedding`` (a subclass), so code that finds embeddings by ``isinstance(m, nn.Embedding)``
+    (nanoGPT's ``_init_weights``, FSDP wrap policies, weight tying helpers) treats it as one; it adds the checks
+    and the ``init`` choice.
 
     Args:
         vocab_size: number of ids, e.g. 50,257 for GPT-2's BPE. Ids must be in ``[0, vocab_size)``.
@@ -57,6 +60,7 @@ class TokenEmbedding(nn.Module):
     Attributes:
         weight: the ``(vocab_size, embed_dim)`` table, an ``nn.Parameter`` (trainable). Its state-dict key is
             ``weight``, as in ``nn.Embedding``, so either module's state dict loads into the other.
+        num_embeddings, embedding_dim: ``nn.Embedding``'s names for ``vocab_size`` and ``embed_dim``.
 
     Raises:
         TypeError, ValueError: from the constructor for a non-integer or non-positive size or an unknown init;
@@ -72,13 +76,13 @@ class TokenEmbedding(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        self.vocab_size = as_int("vocab_size", vocab_size)
-        self.embed_dim = as_int("embed_dim", embed_dim)
-        self.init = as_choice("init", init, INITS)
-        table = empty_table("The token embedding table", self.vocab_size, self.embed_dim, device=device, dtype=dtype,
+        vocab_size = as_int("vocab_size", vocab_size)
+        embed_dim = as_int("embed_dim", embed_dim)
+        init = as_choice("init", init, INITS)
+        table = empty_table("The token embedding table", vocab_size, embed_dim, device=device, dtype=dtype,
                             fix="Lower embed_dim or vocab_size, or create it on device='meta' first.")
-        self.weight = nn.Parameter(table)
+        super().__init__(vocab_size, embed_dim, _weight=table)  # takes the table as it is: no draw here
+        self.vocab_size, self.embed_dim, self.init = vocab_size, embed_dim, init
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -88,6 +92,7 @@ class TokenEmbedding(nn.Module):
         gives a usable module.
         """
         init_table(self.weight, self.init)
+        self._fill_padding_idx_with_zero()
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Look up each id.
@@ -101,7 +106,8 @@ class TokenEmbedding(nn.Module):
 
         Raises:
             TypeError: ``token_ids`` is not a tensor, or is a floating or bool tensor.
-            ValueError: an id is negative or ``>= vocab_size``.
+            ValueError: an id is negative or ``>= vocab_size`` (on CUDA the range is checked on the device,
+                without a sync: see :func:`lmfeed.embeddings._checks.as_id_tensor`).
         """
         ids = as_id_tensor(
             "token_ids",
@@ -113,7 +119,37 @@ class TokenEmbedding(nn.Module):
                 "larger than the largest id (GPT-2's BPE needs vocab_size=50257)."
             ),
         )
-        return nn.functional.embedding(ids, self.weight)
+        return lookup(self, ids)
 
     def extra_repr(self) -> str:
         return f"{self.vocab_size}, {self.embed_dim}, init={self.init!r}"
+
+    @classmethod
+    def from_pretrained(cls, embeddings: torch.Tensor, freeze: bool = True, padding_idx: int | None = None,
+                        max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                        sparse: bool = False) -> TokenEmbedding:
+        """A module holding ``embeddings`` ``(vocab_size, embed_dim)``, as ``nn.Embedding.from_pretrained``."""
+        return _from_pretrained(cls, embeddings, freeze=freeze, padding_idx=padding_idx, max_norm=max_norm,
+                                norm_type=norm_type, scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+
+def lookup(module: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+    """``nn.Embedding.forward`` on checked ids, honouring the ``nn.Embedding`` options a caller may have set."""
+    return nn.functional.embedding(ids, module.weight, module.padding_idx, module.max_norm, module.norm_type,
+                                   module.scale_grad_by_freq, module.sparse)
+
+
+def _from_pretrained(cls, embeddings: torch.Tensor, *, freeze: bool, padding_idx: int | None,  # noqa: ANN001
+                     max_norm: float | None, norm_type: float, scale_grad_by_freq: bool, sparse: bool):  # noqa: ANN202
+    if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 2:
+        got = tuple(embeddings.shape) if isinstance(embeddings, torch.Tensor) else type(embeddings).__name__
+        raise ValueError(f"embeddings must be a 2-D tensor (rows, embed_dim), but got {got}.")
+    rows, cols = embeddings.shape
+    module = cls(rows, cols, device="meta")  # the shape only; the table is the one given
+    module.weight = nn.Parameter(embeddings, requires_grad=not freeze)
+    if padding_idx is not None:
+        padding_idx = as_int("padding_idx", padding_idx, minimum=-rows, maximum=rows - 1)
+        padding_idx %= rows
+    module.padding_idx, module.max_norm, module.norm_type = padding_idx, max_norm, norm_type
+    module.scale_grad_by_freq, module.sparse = scale_grad_by_freq, sparse
+    return module

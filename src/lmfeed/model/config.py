@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from lmfeed._validate import as_choice, as_int, as_probability
+from lmfeed._validate import as_choice, as_int, as_probability, as_seed
 
 __all__ = ["TrainConfig"]
 
@@ -54,7 +54,7 @@ class TrainConfig:
         for name in ("embed_dim", "num_layers", "num_heads", "context_length", "batch_size", "steps",
                      "eval_every", "log_every"):
             as_int(name, getattr(self, name), minimum=1)
-        as_int("seed", self.seed, minimum=0)
+        as_seed("seed", self.seed)
         if self.warmup_steps is not None:
             as_int("warmup_steps", self.warmup_steps, minimum=0)
         as_probability("dropout", self.dropout)

@@ -28,7 +28,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from lmfeed._validate import as_choice, as_int, as_probability
+from lmfeed._validate import as_choice, as_int, as_probability, as_seed
 from lmfeed.store.encode_pool import Task, encoder, sigterm_as_interrupt
 from lmfeed.store.format import DOC_STARTS, FORMAT, FORMAT_VERSION, TOKENS, TokenStore, is_split_dir, is_store_like
 from lmfeed.store.writer import StoreWriter, check_apart, check_output, output_path, staging_dir, write_split_marker
@@ -273,7 +273,7 @@ def prepare(
     shard_index = as_int("shard_index", shard_index, minimum=0, maximum=num_shards - 1,
                          fix=f"Shards are numbered 0 to {num_shards - 1}.")
     val_fraction = as_probability("val_fraction", val_fraction, fix="Use e.g. val_fraction=0.1, or 0 for no split.")
-    seed = as_int("seed", seed, minimum=0)
+    seed = as_seed("seed", seed)  # [0, 2**64): val_mask reads it as one uint64, so a larger one would alias
     if not isinstance(field, str) or not field:
         raise ValueError(f"field must be a JSON key such as 'text', but got {field!r}.")
     separator, sep_id = resolve_separator(enc, eot=eot, allow_special=allow_special, separator=separator)

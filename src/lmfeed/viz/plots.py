@@ -383,7 +383,7 @@ def write_embedding_plots(
     """
     import torch
 
-    from lmfeed._validate import as_int
+    from lmfeed._validate import as_int, as_seed
     from lmfeed.embeddings import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding, TokenEmbedding
     from lmfeed.text.tokenizer import get_tokenizer
 
@@ -395,7 +395,7 @@ def write_embedding_plots(
     num_positions = as_int("num_positions", num_positions, minimum=2,
                            fix="A similarity picture needs at least 2 positions: use --positions 2 or more.")
     num_positions = as_int("num_positions", num_positions, maximum=_MAX_DRAWN, fix=fit + " (--positions).")
-    seed = as_int("seed", seed, minimum=0)
+    seed = as_seed("seed", seed)
     enc = get_tokenizer("gpt2")
     if words is None:
         groups = [g for g, ws in COMMON_WORDS.items() for _ in ws]
