@@ -122,7 +122,8 @@ def test_meta_device_creation(positional: str | None) -> None:
     ("kwargs", "error", "match"),
     [
         ({"embed_dim": 30, "num_heads": 4}, ValueError, "not divisible by num_heads=4"),
-        ({"embed_dim": 12, "num_heads": 4, "positional": "rope"}, ValueError, "head_dim=3 is odd"),
+        ({"embed_dim": 12, "num_heads": 4, "positional": "rope"}, ValueError,
+         r"head_dim = embed_dim / num_heads must be even, but embed_dim=12 / num_heads=4 = 3"),
         ({"embed_dim": 16, "num_heads": 4, "positional": "learned"}, ValueError, "Choose one of"),
     ],
 )
