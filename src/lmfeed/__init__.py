@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "ENDOFTEXT": "lmfeed.text.tokenizer",
     "get_tokenizer": "lmfeed.text.tokenizer",
+    "install_tiktoken_cache": "lmfeed.text.tiktoken_cache",
     "SlidingWindowDataset": "lmfeed.loading.windows",
     "WindowLoader": "lmfeed.loading.loader",
     "create_dataloader": "lmfeed.loading.loader",
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from lmfeed.loading.windows import SlidingWindowDataset as SlidingWindowDataset
     from lmfeed.model.gpt import GPT as GPT
     from lmfeed.store.format import TokenStore as TokenStore
+    from lmfeed.text.tiktoken_cache import install_tiktoken_cache as install_tiktoken_cache
     from lmfeed.text.tokenizer import ENDOFTEXT as ENDOFTEXT, get_tokenizer as get_tokenizer
     from lmfeed.text.train_bpe import train_tokenizer as train_tokenizer
 

@@ -26,6 +26,7 @@ _COMMANDS = {
     "train": "train",
     "generate": "generate",
     "train-tokenizer": "train_tokenizer",
+    "tiktoken-cache": "tiktoken_cache",
 }
 
 
