@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,ray]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,ray,parquet,s3]'
 	# the seed's book (tests compare lmfeed.GPT with its GPTModel): --no-deps, its own would pull a CUDA torch
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llms-from-scratch==1.0.19
 	touch $(STAMP)
@@ -34,7 +34,7 @@ test: lint
 # tiktoken). litdata, datatrove and Mosaic streaming go into their own folders under benchmarks/.peers/ (pip --target,
 # --no-deps, pinned in benchmarks/peers.py), never into .venv: torch stays the CPU 2.13.0 and numpy the project's.
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,ray,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,ray,parquet,s3,bench]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llms-from-scratch==1.0.19
 	$(BIN)/python benchmarks/peers.py --install
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)

@@ -24,7 +24,7 @@ Engine = Literal["local", "ray"]
 
 
 def prepare(
-    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Any,
     out: str | os.PathLike[str],
     *,
     tokenizer: Any = "gpt2",
@@ -36,6 +36,7 @@ def prepare(
     allow_special: bool = False,
     eot: bool = True,
     separator: Literal["auto", "eos", "bos", "none"] = "auto",
+    on_bad_record: Literal["error", "skip"] = "error",
     workers: int | None = None,
     num_shards: int = 1,
     shard_index: int = 0,
@@ -90,6 +91,7 @@ def prepare(
 
         return prepare_local(inputs, out, tokenizer=tokenizer, backend=backend, glob=glob, field=field, format=format,
                              errors=errors, allow_special=allow_special, eot=eot, separator=separator,
+                             on_bad_record=on_bad_record,
                              workers=workers,
                              num_shards=num_shards, shard_index=shard_index, val_fraction=val_fraction, seed=seed,
                              force=force, progress=progress, include_hidden=include_hidden)
@@ -99,6 +101,9 @@ def prepare(
     if num_shards != 1 or shard_index != 0:
         raise ValueError("num_shards/shard_index split a run by hand (a Slurm array, then `lmfeed merge`); "
                          "engine='ray' plans its own tasks. Use one or the other.")
+    if on_bad_record != "error":
+        raise ValueError("on_bad_record='skip' (--on-bad-record skip) is read by engine='local' only. Use "
+                         "engine='local', or leave it out.")
     from lmfeed.engines.ray_engine import prepare_ray
 
     return prepare_ray(inputs, out, tokenizer=tokenizer, backend=backend, glob=glob, field=field, format=format,

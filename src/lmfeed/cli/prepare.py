@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -27,9 +27,15 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
               help="Files to take from directories, relative to each, at any depth: '*.txt', 'sub/*.md', '**'.")
 @click.option("--include-hidden", is_flag=True,
               help="Also read hidden files and directories (.env, .git/) and version-control directories.")
-@click.option("--field", default="text", show_default=True, help="The JSON Lines field holding the text.")
-@click.option("--format", "format_", type=click.Choice(["auto", "text", "jsonl"]), default="auto", show_default=True,
-              help="How to read inputs; auto: *.jsonl and *.ndjson (also .gz) as JSON Lines, the rest as text.")
+@click.option("--field", default="text", show_default=True,
+              help="The JSON Lines field or Parquet column holding the text.")
+@click.option("--on-bad-record", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="A record whose field is missing, null or not a string: stop with an error naming it, or skip it "
+                   "(counted in the summary and the store's metadata).")
+@click.option("--format", "format_", type=click.Choice(["auto", "text", "jsonl", "parquet"]), default="auto",
+              show_default=True,
+              help="How to read inputs; auto: *.parquet (or PAR1 first bytes) as Parquet, *.jsonl and *.ndjson as "
+                   "JSON Lines, the rest as text. gzip, zstd, bzip2, xz are recognised by their first bytes.")
 @click.option("--errors", type=click.Choice(["strict", "replace", "skip"]), default="strict", show_default=True,
               help="Bytes that are not UTF-8: stop with an error, replace them with U+FFFD, or skip them.")
 @click.option("--allow-special", is_flag=True, help="Encode a literal <|endoftext|> in a document as the special id.")
@@ -62,15 +68,15 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
               help="A progress bar even when stderr is not a terminal (default: only on one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backend, glob: str, field: str,
-            format_: InputFormat, errors: DecodeErrors, allow_special: bool, separator: Separator, no_eot: bool,
-            workers: int | None,
+            on_bad_record: Literal["error", "skip"], format_: InputFormat, errors: DecodeErrors, allow_special: bool,
+            separator: Separator, no_eot: bool, workers: int | None,
             num_shards: int, shard_index: int, val_fraction: float, seed: int, engine: Engine, address: str | None,
             num_tasks: int | None, parts: str | None, force: bool, quiet: bool, progress: bool, as_json: bool,
             include_hidden: bool) -> None:
-    """Tokenize INPUT... (text files, directories, .jsonl, .gz, or - for stdin) into a token store.
+    """Tokenize INPUT... (files, directories, .jsonl, .parquet, .zst/.gz, s3:// URLs, -) into a token store.
 
-    A document is a file or a JSON Lines record. Documents are encoded as ordinary text and separated by the
-    end-of-text id. A directory is searched recursively for files matching --glob, in sorted order; links to
+    A document is a file, a JSON Lines record or a Parquet row. Documents are encoded as ordinary text and
+    separated by the end-of-text id. A directory is searched recursively for files matching --glob, in sorted order; links to
     directories are followed (each directory read once); hidden files and directories (.name), version-control
     directories (.git, .hg, .svn, CVS, ...) and lmfeed's own stores and staging directories are skipped
     (--include-hidden reads the hidden ones and version-control directories). The store (tokens.npy,
@@ -83,6 +89,8 @@ def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backe
         lmfeed prepare corpus/ --glob '*.txt' -o corpus.store --val-fraction 0.1
         lmfeed prepare web.jsonl.gz --num-shards 8 --shard-index 3 -o shards/web.3
         lmfeed prepare corpus/ --tokenizer my-bpe/tokenizer.json -o corpus.store
+        lmfeed prepare fineweb/ --glob '*.parquet' -o fineweb.store
+        lmfeed prepare s3://bucket/dclm/*.jsonl.zst --on-bad-record skip -o dclm.store
         lmfeed prepare corpus/ -o corpus.store --engine ray --num-tasks 64
 
     With --engine ray a failed run keeps its finished parts beside OUTPUT: run the same command again to go on.
@@ -94,7 +102,7 @@ def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backe
     result = prepare(list(inputs), output, tokenizer=tokenizer, backend=backend, glob=glob,
                      field=field, format=format_,
                      errors=errors, allow_special=allow_special, eot=not no_eot, workers=workers,
-                     separator=separator,
+                     separator=separator, on_bad_record=on_bad_record,
                      num_shards=num_shards, shard_index=shard_index, val_fraction=val_fraction, seed=seed,
                      force=force, progress=not quiet and (progress or sys.stderr.isatty()), engine=engine,
                      address=address, num_tasks=num_tasks, parts=parts, include_hidden=include_hidden)
@@ -105,5 +113,7 @@ def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backe
         click.echo(json.dumps(rows if len(rows) > 1 else rows[0], indent=2))
         return
     for s in stores:
+        bad = s.metadata.get("bad_records")
+        skipped = f"; {count(bad['skipped'], 'bad record')} skipped" if isinstance(bad, dict) else ""
         click.echo(f"Wrote {s.path}: {len(s):,} tokens in {count(s.num_documents, 'document')} "
-                   f"({s.metadata['dtype']}, {s.nbytes_on_disk():,} bytes)")
+                   f"({s.metadata['dtype']}, {s.nbytes_on_disk():,} bytes{skipped})")

@@ -181,7 +181,7 @@ def _default_workers() -> int:
 
 
 def prepare(
-    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Iterable[Any],
     out: str | os.PathLike[str],
     *,
     tokenizer: Any = "gpt2",
@@ -193,6 +193,7 @@ def prepare(
     allow_special: bool = False,
     eot: bool = True,
     separator: Literal["auto", "eos", "bos", "none"] = "auto",
+    on_bad_record: Literal["error", "skip"] = "error",
     workers: int | None = None,
     num_shards: int = 1,
     shard_index: int = 0,
@@ -210,8 +211,12 @@ def prepare(
     are the same for any number of workers; the store appears at ``out`` only when complete.
 
     Args:
-        inputs: text files, ``.gz`` files, JSON Lines files (``*.jsonl``, ``*.ndjson``), directories (searched
-            recursively for ``glob``), or ``"-"`` for stdin; one or a list.
+        inputs: text files, JSON Lines (``*.jsonl``, ``*.ndjson``), Parquet (``*.parquet``, a row a document),
+            compressed files (gzip, zstd, bzip2, xz: recognised by their first bytes), directories (searched
+            recursively for ``glob``), fsspec URLs (``s3://bucket/prefix``, globs allowed), or ``"-"`` for stdin;
+            one or a list. Or documents from Python: any iterable of ``str`` or of mappings with ``field`` that is
+            not a list of paths (a generator, ``iter(docs)``, a list of dicts), or a ``datasets.Dataset`` /
+            ``IterableDataset`` (streamed, never materialised).
         out: the store's directory (must not exist unless ``force``).
         tokenizer: a name or path for ``lmfeed.get_tokenizer`` (default ``"gpt2"``; a ``tokenizer.json``, a directory
             holding one, or a ``.tiktoken`` file), a ``tiktoken.Encoding``, or a loaded tokenizer.
@@ -219,7 +224,10 @@ def prepare(
             self-check, else tiktoken), ``"tiktoken"`` or ``"fastokens"`` (see ``lmfeed.text.backends``). The ids, and
             the store's bytes, are the same with either.
         glob: which files to take from directories (default ``"*"``, every file).
-        field: the JSON Lines field holding the text (default ``"text"``).
+        field: the JSON Lines field, Parquet column or mapping key holding the text (default ``"text"``).
+        on_bad_record: a record whose field is missing, null or not a string: ``"error"`` (default: names the
+            file, row and field, and the fields there are) or ``"skip"`` (left out, counted in the metadata's
+            ``bad_records``).
         format: ``"auto"`` (default: by file name), ``"text"`` or ``"jsonl"``.
         errors: bytes that are not UTF-8: ``"strict"`` (default) raises, ``"replace"`` uses U+FFFD, ``"skip"`` drops.
         allow_special: encode a literal ``<|endoftext|>`` (a tokenizer.json's end-of-document token) in a document as
@@ -263,7 +271,8 @@ def prepare(
     if backend != "tiktoken" and tokenizer == "gpt2":
         preload()  # fastokens loads on a thread while tiktoken's encoding is built here
     enc = resolve_tokenizer(tokenizer)
-    format = as_choice("format", format, ("auto", "text", "jsonl"))
+    format = as_choice("format", format, ("auto", "text", "jsonl", "parquet"))
+    on_bad_record = as_choice("on_bad_record", on_bad_record, ("error", "skip"))
     errors = as_choice("errors", errors, ("strict", "replace", "skip"))
     cores = _default_workers()
     workers = cores if workers is None else as_int(
@@ -309,7 +318,7 @@ def prepare(
         size = 0
         # short JSON Lines records travel undecoded: the workers parse them, sparing this process the JSON
         blocks = iter_document_blocks(files, field=field, errors=errors, select=select, stats=stats,
-                                      raw_below=_PIECE_CHARS)
+                                      raw_below=_PIECE_CHARS, on_bad_record=on_bad_record)
         for doc, text, starts in _pieces(blocks, splittable, _PIECE_CHARS):
             part = parts(doc)
             # EOS between documents (not before the first); BOS before every document
@@ -351,7 +360,8 @@ def prepare(
             metadata = store_metadata(enc, files, documents=stats.documents, allow_special=allow_special,
                                       errors=errors, field=field, format=format, glob=glob,
                                       shard=None if num_shards == 1 else (num_shards, shard_index),
-                                      separator=separator, separator_id=sep_id)
+                                      separator=separator, separator_id=sep_id,
+                                      skipped_records=stats.skipped if on_bad_record == "skip" else None)
             for name, w in zip(names, writers, strict=True):
                 split = {"part": name, "val_fraction": val_fraction, "seed": seed} if name else None
                 w.finish({**metadata, "split": split})
@@ -430,7 +440,7 @@ def store_dtype(enc: Any) -> str:
 def store_metadata(enc: Any, files: list[InputFile], *, documents: int, allow_special: bool,
                    errors: str, field: str, format: str, glob: str,
                    shard: tuple[int, int] | None = None, separator: str = "eos",
-                   separator_id: int | None = None) -> dict[str, Any]:
+                   separator_id: int | None = None, skipped_records: int | None = None) -> dict[str, Any]:
     """The ``metadata.json`` of a prepared store, without its counts and split (``StoreWriter.finish`` adds those).
 
     One place for it, so that every way of preparing (this module, ``lmfeed.engines``) writes the same bytes.
@@ -439,7 +449,8 @@ def store_metadata(enc: Any, files: list[InputFile], *, documents: int, allow_sp
 
     options = {"allow_special": bool(allow_special), "errors": errors, "field": field, "format": format,
                "glob": glob}
-    return {
+    bad = {} if skipped_records is None else {"bad_records": {"on_bad_record": "skip", "skipped": skipped_records}}
+    return bad | {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "tokenizer": {"name": enc.name, "fingerprint": vocabulary_fingerprint(enc), "n_vocab": enc.n_vocab},

@@ -22,7 +22,12 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from lmfeed.text.compression import decompressed, detect, strip_suffix
+from lmfeed.text.parquet import PARQUET_MAGIC
+from lmfeed.text.records import BadRecordError
+from lmfeed.text.remote import is_url
 
 __all__ = [
     "python_reference",
@@ -82,7 +87,9 @@ def read_text(path: str | os.PathLike[str], *, errors: str = "strict") -> str:
 # ----------------------------------------------------------------------------------------------------------------
 # Streaming inputs for `lmfeed prepare`.
 
-InputFormat = Literal["auto", "text", "jsonl"]
+InputFormat = Literal["auto", "text", "jsonl", "parquet"]
+FileFormat = Literal["text", "jsonl", "parquet", "records"]
+BadRecords = Literal["error", "skip"]
 DecodeErrors = Literal["strict", "replace", "skip"]
 
 STDIN = "-"
@@ -116,14 +123,28 @@ class InputFile:
 
     name: str
     path: Path | None
-    format: Literal["text", "jsonl"]
+    format: FileFormat
     compressed: bool
     size: int | None
     input: str
+    compression: str | None = None  # "gzip", "zstd", "bz2", "xz": from the file's first bytes
+    url: str | None = None  # an fsspec URL (path is then None)
+    records: Any = dataclasses.field(default=None, compare=False, repr=False)  # documents from Python
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.name == STDIN and self.path is None and self.url is None and self.records is None
 
     @contextlib.contextmanager
     def open(self) -> Iterator[tuple[BinaryReader, Callable[[], int]]]:
         """Open for binary reading; yields ``(stream, position)`` where ``position()`` is the on-disk bytes consumed."""
+        kind = self.compression or ("gzip" if self.compressed else None)
+        if self.url is not None:
+            from lmfeed.text.remote import open_url
+
+            with open_url(self.url) as remote:
+                yield (decompressed(remote, kind, self.name) if kind else remote), remote.tell
+            return
         if self.path is None:
             stream = sys.stdin.buffer
             consumed = [0]
@@ -146,11 +167,7 @@ class InputFile:
             yield source, lambda: consumed[0]
             return
         with open(self.path, "rb") as raw:
-            if self.compressed:
-                with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                    yield unzipped, raw.tell
-            else:
-                yield raw, raw.tell
+            yield (decompressed(raw, kind, self.name) if kind else raw), raw.tell
 
 
 @dataclasses.dataclass
@@ -159,13 +176,48 @@ class ReadStats:
 
     bytes_read: int = 0  # on-disk bytes consumed so far, over all files
     documents: int = 0  # documents seen so far, selected or not
+    skipped: int = 0  # bad records left out (on_bad_record="skip"): not documents, no index
 
 
-def _format_of(name: str, format: InputFormat) -> Literal["text", "jsonl"]:
+def _format_of(name: str, format: InputFormat, head: bytes = b"") -> FileFormat:
+    """By ``format``, else by name and first bytes: Parquet (``PAR1``, ``*.parquet``), JSON Lines (``*.jsonl``,
+    ``*.ndjson``, and ``*.json`` when compressed, as Dolma and RedPajama ship), else text."""
     if format != "auto":
         return format
-    stem = name[:-3] if name.endswith(".gz") else name
-    return "jsonl" if stem.lower().endswith(_JSONL_SUFFIXES) else "text"
+    stem = strip_suffix(name).lower()
+    if head.startswith(PARQUET_MAGIC) or stem.endswith(".parquet"):
+        return "parquet"
+    if stem.endswith(_JSONL_SUFFIXES) or (stem != name.lower() and stem.endswith(".json")):
+        return "jsonl"
+    return "text"
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8)
+    except OSError:
+        return b""
+
+
+def _local(name: str, path: Path, format: InputFormat, given: str) -> InputFile:
+    head = _head(path)
+    kind = detect(head)
+    return InputFile(name, path, _format_of(path.name, format, head), kind is not None, path.stat().st_size, given,
+                     compression=kind)
+
+
+def _remote(url: str, glob: str, format: InputFormat) -> list[InputFile]:
+    from lmfeed.text.remote import expand_url, open_url
+
+    files = []
+    for member, size in expand_url(url, glob=glob):
+        with open_url(member) as f:
+            head = f.read(8)
+        kind = detect(head)
+        files.append(InputFile(member, None, _format_of(member.rsplit("/", 1)[-1], format, head), kind is not None,
+                               size, url, compression=kind, url=member))
+    return files
 
 
 def expand_inputs(
@@ -206,18 +258,25 @@ def expand_inputs(
         >>> [f.name for f in expand_inputs(["notes.txt", "-"])]  # doctest: +SKIP
         ['notes.txt', '-']
     """
+    from lmfeed.text.records import describe, is_dataset
     from lmfeed.text.walk import WalkStats, check_glob, walk_files
 
-    if isinstance(inputs, (str, bytes, os.PathLike)):
+    paths = (str, bytes, os.PathLike)
+    if isinstance(inputs, paths):
         inputs = [inputs]
+    elif is_dataset(inputs) or (isinstance(inputs, Iterable) and not isinstance(inputs, (list, tuple))) or (
+            isinstance(inputs, (list, tuple)) and inputs and not any(isinstance(i, paths) for i in inputs)):
+        # documents from Python: a dataset, a generator or iterator, a list of mappings (a list of str is paths)
+        return [InputFile(describe(inputs), None, "records", False, None, describe(inputs), records=inputs)]
     if not isinstance(inputs, Iterable):
-        raise TypeError(f"inputs must be a path (str or os.PathLike), '-' for stdin, or a list of them, but got "
-                        f"{inputs!r} ({type(inputs).__name__}).")
+        raise TypeError(f"inputs must be a path (str or os.PathLike), '-' for stdin, a list of them, or an iterable "
+                        f"of documents (str, or mappings with the text field), but got {inputs!r} "
+                        f"({type(inputs).__name__}).")
     given = []
     for i in inputs:
-        if not isinstance(i, (str, bytes, os.PathLike)):
+        if not isinstance(i, paths):
             raise TypeError(f"Each input must be a path (str or os.PathLike) or '-', but got {i!r} "
-                            f"({type(i).__name__}).")
+                            f"({type(i).__name__}). To pass documents, pass an iterator of them: iter(docs).")
         given.append(os.fsdecode(i))
     check_glob(glob)
     if not given:
@@ -232,6 +291,9 @@ def expand_inputs(
                                  "(`cat FILE | lmfeed prepare - ...`) or name the files.")
             files.append(InputFile(STDIN, None, format if format != "auto" else "text", False, None, STDIN))
             continue
+        if is_url(name):
+            files.extend(_remote(name, glob, format))
+            continue
         path = Path(name)
         if not name:
             raise ValueError("An input is the empty string ''. Name a file, a directory, or '-' for stdin.")
@@ -245,11 +307,9 @@ def expand_inputs(
                                  "Check the directory or pass another --glob.")
             for p in found:
                 member = f"{name.rstrip('/')}/{p.relative_to(path).as_posix()}"
-                files.append(InputFile(member, p, _format_of(p.name, format), p.name.endswith(".gz"),
-                                       p.stat().st_size, name))
+                files.append(_local(member, p, format, name))
         elif path.exists():
-            files.append(InputFile(name, path, _format_of(path.name, format), path.name.endswith(".gz"),
-                                   path.stat().st_size, name))
+            files.append(_local(name, path, format, name))
         else:
             raise FileNotFoundError(f"No such file or directory: {name!r}. Check the path.")
     return files
@@ -264,6 +324,7 @@ def iter_document_blocks(
     block_size: int = 1 << 20,
     stats: ReadStats | None = None,
     raw_below: int = 0,
+    on_bad_record: BadRecords = "error",
 ) -> Iterator[tuple[int, str | RawRecord]]:
     """Read documents as ``(document_index, text_block)`` pairs, in order, in constant memory.
 
@@ -281,7 +342,11 @@ def iter_document_blocks(
         block_size: bytes read at a time from a text file.
         stats: updated in place as reading goes (bytes consumed, documents seen).
         raw_below: JSON Lines records shorter than this many bytes come as a ``RawRecord`` (call ``.text()``), so
-            that the decoding can happen elsewhere (default 0: always text).
+            that the decoding can happen elsewhere (default 0: always text). Not with ``on_bad_record="skip"``,
+            which must decode a record to know whether it is a document.
+        on_bad_record: a record (JSON Lines line, Parquet row, Python item) without a string ``field``:
+            ``"error"`` (default) raises naming the file, row and field; ``"skip"`` leaves it out (no document
+            index) and counts it in ``stats.skipped``.
 
     Raises:
         ValueError: undecodable bytes (names the file and the byte offset, and for JSON Lines the line), a JSON
@@ -293,8 +358,11 @@ def iter_document_blocks(
         done_before = stats.bytes_read
         try:
             if file.format == "jsonl":
-                yield from _jsonl_blocks(file, field, py_errors, select, stats, raw_below)
-            elif select is not None and not select(stats.documents) and file.path is not None:
+                yield from _jsonl_blocks(file, field, py_errors, select, stats,
+                                         0 if on_bad_record == "skip" else raw_below, on_bad_record)
+            elif file.format in ("parquet", "records"):
+                yield from _row_blocks(file, field, select, stats, on_bad_record)
+            elif select is not None and not select(stats.documents) and not file.is_stdin:
                 stats.documents += 1  # not ours: skip the file unread
             else:
                 yield from _text_blocks(file, py_errors, select, block_size, stats)
@@ -341,8 +409,40 @@ def _text_blocks(file: InputFile, py_errors: str, select: Callable[[int], bool] 
                 return
 
 
+def _row_blocks(file: InputFile, field: str, select: Callable[[int], bool] | None, stats: ReadStats,
+                on_bad_record: str) -> Iterator[tuple[int, str]]:
+    """Parquet rows or Python records: each one a document, in one block."""
+    skipped = [0]
+    if file.format == "records":
+        from lmfeed.text.records import iter_record_texts
+
+        texts = iter_record_texts(file.records, field=field, name=file.name, on_bad_record=on_bad_record,
+                                  skipped=skipped)
+        yield from _indexed(texts, select, stats, skipped)
+        return
+    from lmfeed.text.parquet import iter_row_group_texts
+
+    if file.path is not None:
+        yield from _indexed(iter_row_group_texts(file.path, field=field, name=file.name,
+                                                 on_bad_record=on_bad_record, skipped=skipped), select, stats, skipped)
+        return
+    with file.open() as (stream, _):
+        yield from _indexed(iter_row_group_texts(stream, field=field, name=file.name, on_bad_record=on_bad_record,
+                                                 skipped=skipped), select, stats, skipped)
+
+
+def _indexed(texts: Iterator[str], select: Callable[[int], bool] | None, stats: ReadStats,
+             skipped: list[int]) -> Iterator[tuple[int, str]]:
+    for text in texts:
+        index = stats.documents
+        stats.documents += 1
+        if select is None or select(index):
+            yield index, text
+    stats.skipped += skipped[0]
+
+
 def _jsonl_blocks(file: InputFile, field: str, py_errors: str, select: Callable[[int], bool] | None, stats: ReadStats,
-                  raw_below: int) -> Iterator[tuple[int, str | RawRecord]]:
+                  raw_below: int, on_bad_record: str = "error") -> Iterator[tuple[int, str | RawRecord]]:
     base = stats.bytes_read
     offset = 0
     with file.open() as (stream, position):
@@ -354,12 +454,21 @@ def _jsonl_blocks(file: InputFile, field: str, py_errors: str, select: Callable[
                 stats.bytes_read = base + position()
             if raw.isspace():
                 continue  # blank lines are not records (isspace: no copy of the line, unlike strip)
+            record = RawRecord(raw, file.name, lineno, line_offset, field, py_errors)
+            text: str | RawRecord | None = None
+            if on_bad_record == "skip":  # decoded here: a bad record is not a document and takes no index
+                try:
+                    text = record.text()
+                except BadRecordError:
+                    stats.skipped += 1
+                    continue
             index = stats.documents
             stats.documents += 1
             if select is not None and not select(index):
                 continue
-            record = RawRecord(raw, file.name, lineno, line_offset, field, py_errors)
-            yield index, (record if len(raw) < raw_below else record.text())
+            if text is None:
+                text = record if len(raw) < raw_below else record.text()
+            yield index, text
         stats.bytes_read = base + position()
 
 
@@ -398,27 +507,29 @@ class RawRecord:
                 f"(0x{self.data[exc.start]:02x}: {exc.reason}). "
                 f"{_gzip_hint(self.data) if self.lineno == 1 else ''}{_FIX_UTF8}"
             ) from None
+        skip = " Or pass --on-bad-record skip (on_bad_record='skip') to leave such records out."
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             hint = _gzip_hint(self.data) if self.lineno == 1 else ""
-            raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}). "
-                             f"{hint}Fix the line, or remove it.") from None
+            raise BadRecordError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}). "
+                             f"{hint}Fix the line, or remove it.{skip}") from None
         except RecursionError:  # Python's parser recurses once per level of nesting
-            raise ValueError(f"{where}: the record is nested too deeply to parse (more than about "
+            raise BadRecordError(f"{where}: the record is nested too deeply to parse (more than about "
                              f"{sys.getrecursionlimit():,} levels of arrays or objects). Fix the line, or remove "
-                             "it.") from None
+                             f"it.{skip}") from None
         if not isinstance(record, dict):
-            raise ValueError(f"{where}: the line is a JSON {_json_type(record)}, "
-                             f"not an object with a {field!r} field.")
+            raise BadRecordError(f"{where}: the line is a JSON {_json_type(record)}, "
+                             f"not an object with a {field!r} field.{skip}")
         if field not in record:
             keys = ", ".join(map(repr, list(record)[:8])) or "none"
-            raise ValueError(f"{where}: the record has no field {field!r} (its fields: {keys}). "
-                             "Pass the right one with --field (field=...).")
+            raise BadRecordError(f"{where}: the record has no field {field!r} (its fields: {keys}). "
+                                 f"Pass the right one with --field (field=...).{skip}")
         text = record[field]
         if not isinstance(text, str):
             what = "null" if text is None else f"a JSON {_json_type(text)}"
-            raise ValueError(f"{where}: field {field!r} is {what}, not a string. Fix the record, or remove it.")
+            raise BadRecordError(f"{where}: field {field!r} is {what}, not a string. Fix the record, or remove it."
+                                 f"{skip}")
         if b"\\u" in self.data:  # only a \u escape can give a lone surrogate: strict UTF-8 never decodes one
             text = self._surrogates(text, where)
         return text

@@ -172,7 +172,7 @@ def _pattern(pattern: str) -> str:
     known = known_patterns()
     if pattern in known:
         return known[pattern]
-    import regex  # type: ignore[import-untyped]
+    import regex
 
     looks_like_name = pattern.replace("_", "").isalnum()
     try:
