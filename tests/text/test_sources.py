@@ -31,7 +31,7 @@ def test_expand_inputs_order_formats_and_errors(tmp_path):
     d = tmp_path / "d"
     (d / "z").mkdir(parents=True)
     for name in ("b.txt", "a.jsonl", "z/c.ndjson.gz", "z/e.txt.gz"):
-        (d / name).write_bytes(b"")
+        (d / name).write_bytes(gzip.compress(b"") if name.endswith(".gz") else b"")  # compression: by first bytes
     files = expand_inputs([d, "-"])
     assert [f.name for f in files] == [f"{d}/a.jsonl", f"{d}/b.txt", f"{d}/z/c.ndjson.gz", f"{d}/z/e.txt.gz", "-"]
     assert [f.format for f in files] == ["jsonl", "text", "jsonl", "text", "text"]
@@ -83,7 +83,7 @@ def test_jsonl_record_that_is_not_an_object(tmp_path):
 
 def test_corrupt_gzip_names_the_file(tmp_path):
     (tmp_path / "x.txt.gz").write_bytes(gzip.compress(b"hello world")[:-6])
-    with pytest.raises(ValueError, match="x.txt.gz: not a readable gzip file"):
+    with pytest.raises(ValueError, match=r"x.txt.gz: the gzip stream ends early \(a truncated file\) at byte [\d,]+"):
         list(iter_document_blocks(expand_inputs(tmp_path / "x.txt.gz")))
 
 
