@@ -77,9 +77,9 @@ def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backe
 
     A document is a file, a JSON Lines record or a Parquet row. Documents are encoded as ordinary text and
     separated by the end-of-text id. A directory is searched recursively for files matching --glob, in sorted
-    order; links to directories are followed (each directory read once); hidden files and directories (.name), version-control
-    directories (.git, .hg, .svn, CVS, ...) and lmfeed's own stores and staging directories are skipped
-    (--include-hidden reads the hidden ones and version-control directories). The store (tokens.npy,
+    order; links to directories are followed (each directory read once); hidden files and directories (.name),
+    version-control directories (.git, .hg, .svn, CVS, ...) and lmfeed's own stores and staging directories are
+    skipped (--include-hidden reads the hidden ones and version-control directories). The store (tokens.npy,
     doc_starts.npy, metadata.json) appears at OUTPUT only when complete, and
     its bytes are the same for any --workers.
 
