@@ -20,7 +20,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -265,13 +265,13 @@ def expand_inputs(
     if isinstance(inputs, paths):
         inputs = [inputs]
     elif is_dataset(inputs) or (isinstance(inputs, Iterable) and not isinstance(inputs, (list, tuple))) or (
-            isinstance(inputs, (list, tuple)) and inputs and not any(isinstance(i, paths) for i in inputs)):
+            isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], Mapping)):
         # documents from Python: a dataset, a generator or iterator, a list of mappings (a list of str is paths)
         return [InputFile(describe(inputs), None, "records", False, None, describe(inputs), records=inputs)]
     if not isinstance(inputs, Iterable):
-        raise TypeError(f"inputs must be a path (str or os.PathLike), '-' for stdin, a list of them, or an iterable "
-                        f"of documents (str, or mappings with the text field), but got {inputs!r} "
-                        f"({type(inputs).__name__}).")
+        raise TypeError(f"inputs must be a path (str or os.PathLike), '-' for stdin, or a list of them, but got "
+                        f"{inputs!r} ({type(inputs).__name__}). Documents from Python come as an iterator of str or "
+                        "mappings (iter(docs)), a list of mappings, or a datasets.Dataset.")
     given = []
     for i in inputs:
         if not isinstance(i, paths):
