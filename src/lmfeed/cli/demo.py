@@ -80,7 +80,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     absolute = positional if positional in ("learned", "sinusoidal") else "none"
     embedding = InputEmbedding(enc.n_vocab, embed_dim, context_length=max_length, positional=absolute)
     if absolute == "none":
-        # "none": attention with no position at all; else one of rope, alibi, t5 (not absolute)
+        # "none": attention with no position at all; else a scheme that acts in attention
         relative = None if positional == "none" else cast("RelativeScheme", positional)
         attention = CausalSelfAttention(embed_dim, num_heads, positional=relative)
     echo(f"lmfeed demo: the seed's pipeline on {name}\n")
@@ -128,10 +128,11 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     echo("\n5. the position scheme")
     echo("   " + describe_positional(positional, num_heads=num_heads, length=min(max_length, 4)).replace("\n", "\n   "))
     if not no_plots:
-        _pictures(out_dir, inputs, x, embedding, enc, seed, text if source is not None and source.is_dir() else None)
+        _pictures(out_dir, inputs, x, embedding, enc, seed, text if source is not None and source.is_dir() else None,
+                  attention if absolute == "none" else None)
 
 
-def _pictures(out_dir: Path, inputs, x, embedding, enc, seed: int, store) -> None:  # noqa: ANN001
+def _pictures(out_dir: Path, inputs, x, embedding, enc, seed: int, store, attention) -> None:  # noqa: ANN001
     """Section 6: the batch, the position tables and the token table as PNGs (only if matplotlib is installed)."""
     click.echo(f"\n6. pictures in {out_dir}/")
     try:
@@ -147,6 +148,14 @@ def _pictures(out_dir: Path, inputs, x, embedding, enc, seed: int, store) -> Non
                                    token_table=embedding.token_embedding.weight)
     if store is not None:
         paths += write_store_plots(store, out_dir)
+    if attention is not None:  # BERT's distance table, Transformer-XL's u, v and term d over 128 distances
+        from lmfeed.embeddings import relative_tables
+        from lmfeed.viz.relative import plot_relative_positions
+
+        tables = relative_tables(attention, 128)
+        if tables:
+            paths.append(plot_relative_positions(tables, None, out_dir / "relative-positions.png",
+                                                 context_length=max(x.shape[1], 32)))
     for path in paths:
         click.echo(f"   {path}")
 

@@ -138,6 +138,14 @@ def _draw(ev: Any) -> None:
         train_counts=ev.train_counts, position_before=ev.init_tables.get("position"),
         position_after=model.learned_positions,
     )
+    before = {k: v for k, v in ev.init_tables.items() if k == "relative_key" or k.startswith("xl_")}
+    if before:  # BERT's distance table, or Transformer-XL's u, v and term d, at step 0 and now
+        from lmfeed.embeddings import relative_tables
+        from lmfeed.viz.relative import plot_relative_positions
+
+        length = before["xl_d"].shape[-1] if "xl_d" in before else 1
+        plot_relative_positions(before, relative_tables(model, length), ev.run_dir / "relative-positions.png",
+                                step=ev.step, context_length=model.context_length)
 
 
 def _report(result: Any, config: Any, no_plots: bool) -> None:
@@ -156,7 +164,7 @@ def _report(result: Any, config: Any, no_plots: bool) -> None:
          f"{_peak_memory_mb():,.0f} MB")
     if result.reason == "time limit":
         echo(f"stopped at the --minutes limit ({config.minutes:g}), before step {config.steps:,}; resume to finish")
-    pictures = [p for p in ("loss.png", "token-embeddings.png", "position-embeddings.png")
+    pictures = [p for p in ("loss.png", "token-embeddings.png", "position-embeddings.png", "relative-positions.png")
                 if (result.run_dir / p).is_file()]
     if pictures and not no_plots:
         echo("pictures         " + ", ".join(str(result.run_dir / p) for p in pictures))

@@ -16,7 +16,7 @@ with a cache) and per-document restarts work the same way everywhere. Calling co
 from lmfeed.embeddings.absolute import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding
 from lmfeed.embeddings.alibi import ALiBiBias, alibi_slopes
 from lmfeed.embeddings.attention import CausalSelfAttention
-from lmfeed.embeddings.describe import describe_positional, positional_kinds
+from lmfeed.embeddings.describe import describe_positional, positional_kinds, relative_tables
 from lmfeed.embeddings.input import InputEmbedding
 from lmfeed.embeddings.kv_cache import KVCache
 from lmfeed.embeddings.relative_key import RelativeKeyPositions
@@ -43,4 +43,5 @@ __all__ = [
     "interleaved_to_half",
     "positional_kinds",
     "relative_position_bucket",
+    "relative_tables",
 ]

@@ -16,7 +16,7 @@ import torch
 
 from lmfeed._validate import as_choice, as_int
 
-__all__ = ["describe_positional", "positional_kinds"]
+__all__ = ["describe_positional", "positional_kinds", "relative_tables"]
 
 _KINDS: dict[str, tuple[str, str]] = {
     # kind -> (title with paper, what it does and where)
@@ -175,3 +175,36 @@ def _values(kind: str, embed_dim: int, num_heads: int, length: int) -> list[str]
         bias = bias_module(length, length)[0]  # head 0, (T, T)
     lines.append(f"  head 0 bias, query i (rows) x key j (columns), {length} x {length}; causal attention masks j > i:")
     return lines + [f"    {_fmt(row)}" for row in bias]
+
+
+def relative_tables(model: torch.nn.Module, length: int) -> dict[str, torch.Tensor]:
+    """The learned position tensors of the first layer of a relative scheme in ``model``, for before/after pictures.
+
+    Args:
+        model: any module (a :class:`CausalSelfAttention`, a ``lmfeed.GPT``); its first
+            :class:`RelativeKeyPositions` or :class:`TransformerXLPositions` is read.
+        length: how many distances ``0 .. length-1`` Transformer-XL's term d is computed for (the context length).
+
+    Returns:
+        CPU float32 copies, detached: ``{"relative_key": (2 * max_distance - 1, head_dim)}`` (BERT's table, row
+        ``d + max_distance - 1`` for distance d) or ``{"xl_u": (H, head_dim), "xl_v": (H, head_dim),
+        "xl_d": (H, length)}`` (term d, ``v . W_R r_d``, each head's preference for each distance);
+        ``{}`` when the model has neither.
+
+    Example:
+        >>> relative_tables(CausalSelfAttention(256, 4, positional="xl"), 128)["xl_d"].shape   # torch.Size([4, 128])
+    """
+    from lmfeed.embeddings.relative_key import RelativeKeyPositions
+    from lmfeed.embeddings.transformer_xl import TransformerXLPositions
+
+    length = as_int("length", length)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, RelativeKeyPositions):
+                return {"relative_key": module.weight.detach().float().cpu().clone()}
+            if isinstance(module, TransformerXLPositions):
+                distances = torch.arange(length, device=module.u.device)
+                term_d = torch.einsum("hd,rhd->hr", module.v, module.projected(distances).to(module.v.dtype))
+                copy = {"xl_u": module.u, "xl_v": module.v, "xl_d": term_d}
+                return {name: t.detach().float().cpu().clone() for name, t in copy.items()}
+    return {}

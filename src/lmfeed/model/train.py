@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from lmfeed._validate import as_int
+from lmfeed.embeddings.describe import relative_tables
 from lmfeed.model.baseline import position_structure, token_counts, unigram_cross_entropy
 from lmfeed.model.checkpoint import CHECKPOINT, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from lmfeed.model.config import TrainConfig
@@ -279,6 +280,7 @@ def train(
     init_tables = {"token": model.embedding.token_embedding.weight.detach().cpu().clone()}
     if model.learned_positions is not None:
         init_tables["position"] = model.learned_positions.detach().cpu().clone()
+    init_tables.update(relative_tables(model, t))  # BERT's distance table or Transformer-XL's u, v, term d, at step 0
     # nanoGPT's groups: weight decay on matrices only, not on biases, LayerNorm or (1-D) scheme parameters
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
