@@ -78,8 +78,8 @@ def part_key(task: PlannedTask, files: Sequence[InputFile], options: PartOptions
     encoding options. ``stamps[i]`` is file ``i``'s ``(size, mtime_ns)``."""
     spec = {
         "version": PART_VERSION,
-        "units": [[files[u.file].name, str(files[u.file].path), list(stamps[u.file]), u.start, u.end, u.continues]
-                  for u in task.units],
+        "units": [[files[u.file].name, str(files[u.file].path), getattr(files[u.file], "url", None),
+                   list(stamps[u.file]), u.start, u.end, u.continues] for u in task.units],
         "options": {k: v for k, v in dataclasses.asdict(options).items() if k not in ("tokenizer", "backend")},
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
