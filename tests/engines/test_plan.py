@@ -244,3 +244,30 @@ def test_parts_on_s3_merge_into_the_same_bytes(tmp_path, reference_text):
         else:
             fsspec.config.conf["s3"] = saved
         server.stop()
+
+
+def write_parquet(path: Path, texts: list[str], row_group_size: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": list(range(len(texts))), "text": texts}), path, row_group_size=row_group_size)
+
+
+def test_parquet_is_cut_between_row_groups_and_merges_into_the_same_bytes(tmp_path, reference_text):
+    pytest.importorskip("pyarrow")
+    docs = [reference_text[i : i + 700 + i % 300] for i in range(0, 120_000, 1000)]  # 120 rows
+    (tmp_path / "in").mkdir()
+    write_parquet(tmp_path / "in" / "a.parquet", docs, row_group_size=10)  # 12 row groups
+    (tmp_path / "in" / "b.txt").write_text(reference_text[:30_000])
+    prepare([str(tmp_path / "in")], tmp_path / "one.store", workers=1, backend="tiktoken")
+    files = expand_inputs([str(tmp_path / "in")])
+    for n in (1, 3, 5):
+        planned = prepare_in_parts([tmp_path / "in"], tmp_path / f"parts{n}.store", n)
+        assert same_bytes(tmp_path / "one.store", tmp_path / f"parts{n}.store"), n
+        groups = [(u.start, u.end) for t in planned for u in t.units if u.row_groups]
+        if n > 1:  # cut into consecutive runs of row groups covering all 12
+            assert groups[0][0] == 0 and groups[-1][1] == 12 and len(groups) >= 2
+            assert all(a[1] == b[0] for a, b in zip(groups[:-1], groups[1:], strict=True))
+        else:
+            assert groups == [] and planned[0].units[0] == Unit(0)
+    assert files[0].format == "parquet"

@@ -43,7 +43,7 @@ def same_bytes(a: Path, b: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """Text files (one large, one empty, one gzipped) and JSON Lines with blank lines: 95 documents."""
+    """Text files (one large, one empty, one gzipped), JSON Lines with blank lines, and Parquet (8 row groups)."""
     from pydoc_data.topics import topics
 
     root = tmp_path_factory.mktemp("corpus")
@@ -54,6 +54,9 @@ def corpus(tmp_path_factory) -> Path:
             f.write(json.dumps({"text": topics[n]}) + "\n\n")
     (root / "c.txt").write_text("")
     (root / "d.txt.gz").write_bytes(gzip.compress(topics[names[0]].encode()))
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    rows = [topics[n] for n in names[10:50]]  # a row a document; 8 row groups, cut between them
+    pq.write_table(pa.table({"text": rows}), root / "e.parquet", row_group_size=5)
     return root
 
 
@@ -65,12 +68,19 @@ def single(corpus, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("num_tasks", [1, 3, 8])
-def test_the_store_has_the_single_machine_bytes_for_any_task_count(ray_cluster, corpus, single, tmp_path, num_tasks):
+def test_the_store_has_the_single_machine_bytes_for_any_task_count_and_a_parquet_input(ray_cluster, corpus, single,
+                                                                                      tmp_path, num_tasks):
     store = lmfeed.prepare([str(corpus)], tmp_path / "ray.store", engine="ray", num_tasks=num_tasks)
     assert same_bytes(single, tmp_path / "ray.store")
     from pydoc_data.topics import topics
 
-    assert store.num_documents == len(topics) - 30 + 3  # b.jsonl's records, then a.txt, c.txt and d.txt.gz
+    assert store.num_documents == 1 + len(topics) - 30 + 2 + 40  # a.txt, b.jsonl's records, c, d, e's rows
+    if num_tasks == 8:  # the Parquet file was cut between row groups
+        from lmfeed.engines.plan import plan_tasks
+        from lmfeed.text.sources import expand_inputs
+
+        units = [u for t in plan_tasks(expand_inputs([str(corpus)]), 8, gpt2_pattern=True) for u in t.units]
+        assert sum(u.row_groups for u in units) >= 2
     assert not parts_dir_for(tmp_path / "ray.store").exists()
 
 

@@ -79,7 +79,7 @@ def part_key(task: PlannedTask, files: Sequence[InputFile], options: PartOptions
     spec = {
         "version": PART_VERSION,
         "units": [[files[u.file].name, str(files[u.file].path), getattr(files[u.file], "url", None),
-                   list(stamps[u.file]), u.start, u.end, u.continues] for u in task.units],
+                   list(stamps[u.file]), u.start, u.end, u.continues, u.row_groups] for u in task.units],
         "options": {k: v for k, v in dataclasses.asdict(options).items() if k not in ("tokenizer", "backend")},
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
@@ -147,7 +147,14 @@ def _unit_blocks(task: PlannedTask, files: Sequence[InputFile], options: PartOpt
     counter = [0]
     for unit in task.units:
         file = files[unit.file]
-        if unit.end is None:
+        if unit.row_groups:
+            from lmfeed.text.parquet import iter_row_group_texts
+
+            for text in iter_row_group_texts(file.path, field=options.field, name=file.name,
+                                             row_groups=range(unit.start, unit.end or 0)):
+                yield counter[0], text
+                counter[0] += 1
+        elif unit.end is None:
             stats = ReadStats()
             for doc, block in iter_document_blocks([file], field=options.field, errors=options.errors,  # type: ignore[arg-type]
                                                    stats=stats, raw_below=_PIECE_CHARS):

@@ -10,7 +10,8 @@ tasks:   [a.txt, b.jsonl 0:k1) [b.jsonl k1:k2) [b.jsonl k2:end, c.txt.gz]  [d.tx
                    ^ cut at the start of a line      ^ whole (compressed)        ^ cut where GPT-2 cuts anyway
 ```
 
-JSON Lines files are cut at line starts (a record is a document, so no document is split). A text file is one
+Parquet files are cut between row groups (a row is a document, a row group is what pyarrow reads at once). JSON
+Lines files are cut at line starts (a record is a document, so no document is split). A text file is one
 document: it is cut only where its GPT-2 encoding is sure to cut anyway (a printable ASCII character followed by a
 space or a newline; see ``lmfeed.store.prepare.safe_split``), and the task after the cut *continues* that document
 (no separator, no new document start). Compressed files, files of other formats and text under a tokenizer with
@@ -43,12 +44,14 @@ class Unit:
         start: the first byte (0 for a whole file).
         end: one past the last byte, or ``None`` for the whole file.
         continues: the unit starts inside a text file's one document, continuing the previous unit's.
+        row_groups: ``start`` and ``end`` count a Parquet file's row groups, not bytes.
     """
 
     file: int
     start: int = 0
     end: int | None = None
     continues: bool = False
+    row_groups: bool = False  # a Parquet file's row groups [start, end), not bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +94,15 @@ def _text_cut_after(path: str, offset: int, size: int) -> int:
     return size
 
 
+def _row_group_bytes(file: InputFile) -> list[int]:
+    """Each row group's bytes on disk (its column chunks, compressed), from the Parquet footer alone."""
+    from lmfeed.text.parquet import open_parquet
+
+    meta = open_parquet(file.path, file.name).metadata
+    return [sum(meta.row_group(g).column(c).total_compressed_size for c in range(meta.num_columns))
+            for g in range(meta.num_row_groups)] or [0]
+
+
 def plan_tasks(files: Sequence[InputFile], num_tasks: int, *, gpt2_pattern: bool) -> list[PlannedTask]:
     """Cut ``files`` into about ``num_tasks`` tasks of similar size, in reading order.
 
@@ -121,7 +133,23 @@ def plan_tasks(files: Sequence[InputFile], num_tasks: int, *, gpt2_pattern: bool
     for i, f in enumerate(files):
         size = f.size or 0
         pos, continues = 0, False
-        if splittable(f, gpt2_pattern=gpt2_pattern):
+        if f.format == "parquet" and f.path is not None and size > target - filled:
+            groups = _row_group_bytes(f)
+            first = 0
+            for g, nbytes in enumerate(groups[:-1]):  # the last group always goes to the unit after the loop
+                filled += nbytes
+                if filled >= target:
+                    units.append(Unit(i, first, g + 1, row_groups=True))
+                    close()
+                    first = g + 1
+            if first:
+                units.append(Unit(i, first, len(groups), row_groups=True))
+                filled += groups[-1]
+                if filled >= target:
+                    close()
+                continue
+            filled -= sum(groups[:-1])  # not cut: planned whole below
+        elif splittable(f, gpt2_pattern=gpt2_pattern):
             assert f.path is not None
             find = _line_start_after if f.format == "jsonl" else _text_cut_after
             while size - pos > target - filled:

@@ -368,7 +368,7 @@ def _run_tasks(ray: Any, planned: list[PlannedTask], keys: list[str], names: lis
 
 def _describe(task: PlannedTask, files: list[InputFile]) -> str:
     u = task.units[0]
-    where = files[u.file].name + (f" from byte {u.start:,}" if u.start else "")
+    where = files[u.file].name + (f" from {'row group' if u.row_groups else 'byte'} {u.start:,}" if u.start else "")
     return where + (f" and {len(task.units) - 1} more" if len(task.units) > 1 else "")
 
 
