@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llms-from-scratch==1.0.19
 	$(BIN)/python benchmarks/peers.py --install
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
+	$(BIN)/python benchmarks/bench_corpora.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) lmfeed-demo

@@ -51,6 +51,7 @@ _EXPORTS = {
     "GPT": "lmfeed.model.gpt",
     "prepare": "lmfeed._api",
     "train_tokenizer": "lmfeed.text.train_bpe",
+    "load_tiktoken_file": "lmfeed.text.tiktoken_file",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
     from lmfeed.model.gpt import GPT as GPT
     from lmfeed.store.format import TokenStore as TokenStore
     from lmfeed.text.tiktoken_cache import install_tiktoken_cache as install_tiktoken_cache
+    from lmfeed.text.tiktoken_file import load_tiktoken_file as load_tiktoken_file
     from lmfeed.text.tokenizer import ENDOFTEXT as ENDOFTEXT, get_tokenizer as get_tokenizer
     from lmfeed.text.train_bpe import train_tokenizer as train_tokenizer
 

@@ -60,3 +60,23 @@ def test_bad_inputs_are_one_error_line_and_keep_the_store(tmp_path):
         line = error_line(run("prepare", *args, "-o", tmp_path / "s", "--force", "--quiet"))
         assert message in line, line
         assert (tmp_path / "s" / "tokens.npy").read_bytes() == before
+
+
+def test_tiktoken_file_with_pattern_and_special_tokens(tmp_path):
+    import base64
+
+    (tmp_path / "a.txt").write_text("hi")
+    (tmp_path / "b.txt").write_text("yo")
+    (tmp_path / "bytes.tiktoken").write_bytes(b"".join(base64.b64encode(bytes([b])) + b" %d\n" % b for b in range(256)))
+    tok = tmp_path / "bytes.tiktoken"
+    line = error_line(run("prepare", tmp_path / "a.txt", "-o", tmp_path / "s", "--tokenizer", tok))
+    assert "pass pattern= (--pattern)" in line
+    line = error_line(run("prepare", tmp_path / "a.txt", "-o", tmp_path / "s", "--tokenizer", tok, "--pattern", "gpt9"))
+    assert "Unknown pattern name 'gpt9'" in line
+    result = run("prepare", tmp_path / "a.txt", tmp_path / "b.txt", "-o", tmp_path / "s", "--quiet", "--workers", "1",
+                 "--tokenizer", tmp_path / "bytes.tiktoken", "--pattern", "r50k_base",
+                 "--special-token", "<|endoftext|>=256")
+    assert result.exit_code == 0, result.output
+    import numpy as np
+
+    assert np.load(tmp_path / "s" / "tokens.npy").tolist() == [104, 105, 256, 121, 111]

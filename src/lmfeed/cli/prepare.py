@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -20,6 +20,11 @@ if TYPE_CHECKING:  # the click.Choice options below let only these names through
 @click.option("-o", "--output", required=True, type=click.Path(), help="The store's directory.")
 @click.option("--tokenizer", default="gpt2", show_default=True,
               help="A name (gpt2), a tokenizer.json or a directory holding one, or a .tiktoken file.")
+@click.option("--pattern", default=None,
+              help="For a .tiktoken file that is not one of OpenAI's: the split pattern, a name (r50k_base, "
+                   "cl100k_base, o200k_base, ...) or a regex.")
+@click.option("--special-token", "special_tokens", multiple=True, metavar="TOKEN=ID",
+              help="With --pattern: a special token and its id, e.g. '<|endoftext|>=100257' (repeatable).")
 @click.option("--backend", type=click.Choice(["auto", "tiktoken", "fastokens"]), default="auto", show_default=True,
               help="What encodes (same ids either way); "
                    "auto: fastokens when installed and self-checked, else tiktoken.")
@@ -72,7 +77,7 @@ def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backe
             separator: Separator, no_eot: bool, workers: int | None,
             num_shards: int, shard_index: int, val_fraction: float, seed: int, engine: Engine, address: str | None,
             num_tasks: int | None, parts: str | None, force: bool, quiet: bool, progress: bool, as_json: bool,
-            include_hidden: bool) -> None:
+            include_hidden: bool, pattern: str | None, special_tokens: tuple[str, ...]) -> None:
     """Tokenize INPUT... (files, directories, .jsonl, .parquet, .zst/.gz, s3:// URLs, -) into a token store.
 
     A document is a file, a JSON Lines record or a Parquet row. Documents are encoded as ordinary text and
@@ -99,7 +104,8 @@ def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backe
     from lmfeed.cli import count
     from lmfeed.store.prepare import TrainVal
 
-    result = prepare(list(inputs), output, tokenizer=tokenizer, backend=backend, glob=glob,
+    result = prepare(list(inputs), output, tokenizer=_tokenizer(tokenizer, pattern, special_tokens), backend=backend,
+                     glob=glob,
                      field=field, format=format_,
                      errors=errors, allow_special=allow_special, eot=not no_eot, workers=workers,
                      separator=separator, on_bad_record=on_bad_record,
@@ -117,3 +123,20 @@ def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backe
         skipped = f"; {count(bad['skipped'], 'bad record')} skipped" if isinstance(bad, dict) else ""
         click.echo(f"Wrote {s.path}: {len(s):,} tokens in {count(s.num_documents, 'document')} "
                    f"({s.metadata['dtype']}, {s.nbytes_on_disk():,} bytes{skipped})")
+
+
+def _tokenizer(tokenizer: str, pattern: str | None, special_tokens: tuple[str, ...]) -> Any:
+    """``--tokenizer`` as given, or with ``--pattern`` the tiktoken file loaded with that pattern and specials."""
+    if pattern is None:
+        if special_tokens:
+            raise click.UsageError("--special-token goes with --pattern (a .tiktoken file that is not OpenAI's).")
+        return tokenizer
+    from lmfeed.text.tiktoken_file import load_tiktoken_file
+
+    specials: dict[str, int] = {}
+    for item in special_tokens:
+        token, sep, number = item.rpartition("=")
+        if not sep or not token or not number.isdigit():
+            raise click.UsageError(f"--special-token {item!r} is not TOKEN=ID, e.g. '<|endoftext|>=100257'.")
+        specials[token] = int(number)
+    return load_tiktoken_file(tokenizer, pattern=pattern, special_tokens=specials)
