@@ -66,3 +66,16 @@ def test_errors_are_one_line_and_the_store_is_kept(tmp_path):
 def test_help_names_the_tokenizer_kinds():
     assert "tokenizer.json" in run("prepare", "--help").output
     assert "--vocab-size" in run("train-tokenizer", "--help").output
+
+
+def test_batch_and_embed_take_a_tokenizer_json(tmp_path, bpe_path):
+    (tmp_path / "t.txt").write_text(" ".join(python_reference()[:2]), encoding="utf-8")
+    tok = Tokenizer.from_file(bpe_path)
+    ids = tok.encode((tmp_path / "t.txt").read_text(encoding="utf-8"), add_special_tokens=False).ids
+    result = run("batch", tmp_path / "t.txt", "--tokenizer", bpe_path, "--json", "--batch-size", 1)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["inputs"][0] == ids[:4]
+    result = run("embed", "Hello world", "--tokenizer", bpe_path, "--json")
+    assert result.exit_code == 0, result.output
+    want = tok.encode("Hello world", add_special_tokens=False).ids
+    assert [t["id"] for t in json.loads(result.output)["tokens"]] == want

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
-
-if TYPE_CHECKING:
-    import tiktoken
 
 
 @click.command(name="batch", short_help="Show batch K: each input row over its target row.")
@@ -27,8 +24,11 @@ if TYPE_CHECKING:
 @click.option("--width", default=80, show_default=True, help="Terminal columns for the table.")
 @click.option("--truncate", is_flag=True, help="Cut each sample at --width columns (with a note) instead of wrapping.")
 @click.option("--json", "as_json", is_flag=True, help="Print the batch as JSON (ids and pieces) for scripts.")
+@click.option("--tokenizer", default=None,
+              help="For a text SOURCE: gpt2 (default) or a tokenizer.json (a store uses its own tokenizer).")
 def command(source: Path | None, batch_size: int, max_length: int, stride: int, shuffle: bool, seed: int | None,
-            drop_last: bool, index: int, samples: int | None, width: int, truncate: bool, as_json: bool) -> None:
+            drop_last: bool, index: int, samples: int | None, width: int, truncate: bool, as_json: bool,
+            tokenizer: str | None) -> None:
     """Print batch INDEX of create_dataloader(SOURCE, ...): each sample's input row over its target row.
 
     Each token shows its id and its decoded piece (· space, ↵ newline, → tab, ␀ ␛ ... other control characters);
@@ -54,11 +54,14 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         samples = as_int("samples", samples)
     if seed is not None and not shuffle:
         raise click.UsageError("--seed orders a shuffle; pass --shuffle with it.")
-    source_arg, name, enc = _source(source)
+    source_arg, name, found = _source(source)
+    enc: Any = found
     if enc is None:
-        enc = get_tokenizer("gpt2")
+        enc = get_tokenizer(tokenizer or "gpt2")
+    elif tokenizer is not None:  # a store: read only with its own vocabulary (create_dataloader checks it)
+        enc = get_tokenizer(tokenizer)
     loader = create_dataloader(source_arg, batch_size=batch_size, max_length=max_length, stride=stride,
-                               shuffle=shuffle, seed=seed, drop_last=drop_last)
+                               shuffle=shuffle, seed=seed, drop_last=drop_last, tokenizer=enc)
     num_batches = len(loader)
     k = index + num_batches if index < 0 else index
     if not 0 <= k < num_batches:
@@ -97,7 +100,7 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
                             overflow="truncate" if truncate else "wrap"))
 
 
-def _check_ids(source: object, top: int, enc: tiktoken.Encoding) -> None:
+def _check_ids(source: object, top: int, enc: Any) -> None:
     """Ids the tokenizer cannot decode can only come from a damaged store: say where, not ``KeyError: 65535``."""
     from lmfeed.store.format import StoreError, TokenStore
 
@@ -109,7 +112,7 @@ def _check_ids(source: object, top: int, enc: tiktoken.Encoding) -> None:
                      "damaged; run `lmfeed info --verify` on it.")
 
 
-def _source(source: Path | None) -> tuple[object, str, tiktoken.Encoding | None]:
+def _source(source: Path | None) -> tuple[object, str, Any]:
     """What to hand to create_dataloader, a name for it, and the tokenizer that decodes it (None: GPT-2)."""
     from lmfeed.cli import check_source, count
 

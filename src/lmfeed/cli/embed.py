@@ -23,8 +23,10 @@ if TYPE_CHECKING:
               help="How many leading values to show per vector.")
 @click.option("--max-tokens", default=16, show_default=True, help="Show at most this many tokens (all are embedded).")
 @click.option("--json", "as_json", is_flag=True, help="Print ids, pieces, the shown values and the shapes as JSON.")
+@click.option("--tokenizer", default="gpt2", show_default=True,
+              help="gpt2, or a tokenizer.json: its ids and its vocab_size.")
 def command(text: str, embed_dim: int, context_length: int, positional: Positional, seed: int, num_values: int,
-            max_tokens: int, as_json: bool) -> None:
+            max_tokens: int, as_json: bool, tokenizer: str) -> None:
     """Embed TEXT as a GPT-2-style model at init would: token embedding + position embedding, per token.
 
     TEXT is encoded with GPT-2's BPE (a literal <|endoftext|> becomes its special id); "-" reads it from stdin.
@@ -46,8 +48,9 @@ def command(text: str, embed_dim: int, context_length: int, positional: Position
     as_seed("--seed", seed)
     max_tokens = as_int("max_tokens", max_tokens)
     text = _strict_text(sys.stdin.buffer.read() if text == "-" else text, "stdin" if text == "-" else "TEXT")
-    enc = get_tokenizer("gpt2")
-    ids = enc.encode(text, allowed_special={ENDOFTEXT})
+    enc = get_tokenizer(tokenizer)
+    eos = getattr(enc, "eos_name", None) or ENDOFTEXT
+    ids = enc.encode(text, allowed_special={eos} & enc.special_tokens_set)
     if not ids:
         raise ValueError("TEXT is empty: there is no token to embed. Pass some text, e.g. lmfeed embed 'Hello world'.")
     context_length = as_int("context_length", context_length)

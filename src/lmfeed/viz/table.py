@@ -15,9 +15,10 @@ shows its bytes as ``\\xNN``. Wide batches wrap into blocks that fit the termina
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import tiktoken
+if TYPE_CHECKING:
+    from lmfeed.text.tokenizer import Tokenizer
 
 __all__ = ["format_batch", "visible_piece"]
 
@@ -31,7 +32,7 @@ _VISIBLE = str.maketrans({**_ESCAPED, **{chr(c): chr(0x2400 + c) for c in range(
 _VISIBLE_IN_FIGURES = str.maketrans({**_ESCAPED, **_WHITESPACE})
 
 
-def visible_piece(enc: tiktoken.Encoding, token_id: int, *, max_chars: int = 16, for_figures: bool = False) -> str:
+def visible_piece(enc: Tokenizer, token_id: int, *, max_chars: int = 16, for_figures: bool = False) -> str:
     """The text of one token with whitespace and control characters made visible, shortened to ``max_chars``.
 
     ``for_figures`` writes control characters other than space, newline and tab as escapes (``\x00``), which every
@@ -51,7 +52,7 @@ def visible_piece(enc: tiktoken.Encoding, token_id: int, *, max_chars: int = 16,
 def format_batch(
     inputs: Sequence[Sequence[int]],
     targets: Sequence[Sequence[int]],
-    enc: tiktoken.Encoding,
+    enc: Tokenizer,
     *,
     width: int = 80,
     max_samples: int | None = None,
