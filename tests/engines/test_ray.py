@@ -194,3 +194,10 @@ def test_parts_at_a_url_when_nodes_share_no_filesystem(ray_cluster, corpus, sing
     assert result.exit_code == 0, result.output
     assert same_bytes(single, out)
     assert list((tmp_path / "bucket" / "run").iterdir()) == [] and not parts_dir_for(out).exists()
+
+
+def test_url_inputs_are_read_by_the_workers(ray_cluster, corpus, tmp_path):
+    # an fsspec URL input (file:// here; s3:// reads the same way, with each node's own credentials)
+    lmfeed.prepare([f"file://{corpus}/b.jsonl"], tmp_path / "one.store", workers=1)
+    lmfeed.prepare([f"file://{corpus}/b.jsonl"], tmp_path / "ray.store", engine="ray", num_tasks=3)
+    assert same_bytes(tmp_path / "one.store", tmp_path / "ray.store")
