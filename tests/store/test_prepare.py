@@ -163,11 +163,37 @@ def test_pieces_reassemble_to_the_same_ids(text, piece_chars):
         assert sum((ENC.encode_ordinary(t) for t, _ in mine), []) == ENC.encode_ordinary(text)
 
 
+_NO_SPACE = st.sampled_from(list("abZ19.,!'sdlvret_-/+=()[]{}\"#@~`") + ["'ll", "'re", "'S", "é", "中", "😀", "\u200b",
+                                                                        "123", "...", "\x00", "\x7f", "ab12"])
+
+
+@given(st.lists(_NO_SPACE, min_size=1, max_size=60).map("".join))
+def test_every_class_cut_keeps_the_ids(text):
+    # #15 item 21: text without spaces or newlines is cut between ASCII classes; tiktoken itself is the judge
+    whole = ENC.encode_ordinary(text)
+    for m in prepare_module._CLASS_CUT.finditer(text):
+        cut = m.start() + 1
+        assert ENC.encode_ordinary(text[:cut]) + ENC.encode_ordinary(text[cut:]) == whole, (text, cut)
+
+
+def test_a_long_document_without_spaces_is_cut_into_bounded_pieces(tmp_path):
+    # minified-code-like text with no space or newline: pieces stay near piece_chars, ids stay tiktoken's
+    text = "".join(f"var{i}=f({i},'x{i % 7}');" for i in range(3_000))
+    pieces = list(_pieces([(0, text[i : i + 1000]) for i in range(0, len(text), 1000)], True, 2_000))
+    assert len(pieces) > 10 and max(len(t) for _, t, _ in pieces) < 2_000 + 1_000
+    assert "".join(t for _, t, _ in pieces) == text
+    assert sum((ENC.encode_ordinary(t) for _, t, _ in pieces), []) == ENC.encode_ordinary(text)
+    (tmp_path / "min.js").write_text(text * 20, encoding="utf-8")  # ~1.5 MB: above prepare's 1 MB piece size
+    store = prepare(tmp_path / "min.js", tmp_path / "s", workers=2, backend="tiktoken")
+    assert store.tokens.tolist() == ENC.encode_ordinary(text * 20)
+
+
 def test_safe_split_examples():
     assert safe_split("Hello world\nBye") == 11
     assert safe_split("Hello world") == 5  # before the space
     assert safe_split("Hello  \n\nworld") == -1 + 6  # only "o " qualifies: between "Hello" and the spaces
     assert safe_split("aaaa") == -1
+    assert safe_split("ab12cd") == 4 and safe_split("x's") == 1 and safe_split("'sa") == -1  # never after "'"
 
 
 # ---- validation split ------------------------------------------------------------------------------------------

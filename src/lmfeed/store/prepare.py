@@ -75,6 +75,17 @@ class TrainVal(NamedTuple):
 # tests/test_prepare.py checks this with hypothesis against tiktoken itself.
 _NEWLINE_CUT = re.compile(r"\S\n")
 _SPACE_CUT = re.compile(r"\S ")
+# A text with no space or newline (minified code, base64, a URL list) still has exact cuts: between two non-space
+# characters of different classes, letter (\p{L}), digit (\p{N}) or other (neither, nor space), no match can go on,
+# since each non-space alternative is a run of one class, except the contractions, which start at an apostrophe and
+# go on into a letter: so never cut just after "'". Only ASCII characters are classified here, so that Unicode
+# versions (Python's tables against the regex engine's) never matter. The cut is before text[p] for a match at p-1.
+_P = r"!-/:-@\[-`{-~"  # ASCII punctuation and symbols, the apostrophe included
+_P_NO_APOSTROPHE = r"!-&(-/:-@\[-`{-~"
+_CLASS_CUT = re.compile(rf"[A-Za-z](?=[0-9{_P}])|[0-9](?=[A-Za-z{_P}])|[{_P_NO_APOSTROPHE}](?=[A-Za-z0-9])")
+# A run longer than this with no cut at all (one class throughout, "aaaa...", or non-ASCII letters only) is one
+# pre-token piece that BPE must see whole: it is encoded whole, with a warning (memory grows with it).
+_UNCUT_WARN_CHARS = 16 << 20
 
 
 def _gpt2_pattern() -> str:
@@ -86,13 +97,14 @@ def _gpt2_pattern() -> str:
 def safe_split(text: str, start: int = 0) -> int:
     """The last position ``p > start`` where GPT-2's encoding may cut ``text`` without changing ids, or -1.
 
-    Prefers a cut before a newline, then before a space; ``text[p - 1]`` is never whitespace.
+    Prefers a cut before a newline, then before a space, then between two non-space ASCII characters of different
+    classes (letter, digit, other; never after an apostrophe); ``text[p - 1]`` is never whitespace.
 
     Example:
         >>> safe_split("Hello world\\nBye")
         11
     """
-    for pattern in (_NEWLINE_CUT, _SPACE_CUT):
+    for pattern in (_NEWLINE_CUT, _SPACE_CUT, _CLASS_CUT):
         for lo in (max(start, len(text) - _SPLIT_WINDOW), start):
             last = -1
             for m in pattern.finditer(text, lo):
@@ -123,6 +135,10 @@ def _pieces(blocks: Iterable[tuple[int, str | RawRecord]], splittable: bool,
         while splittable and isinstance(pending, str) and len(pending) >= piece_chars:
             cut = safe_split(pending, scanned)
             if cut < 0:
+                if scanned < _UNCUT_WARN_CHARS <= len(pending):
+                    logger.warning("lmfeed: document %s has %s characters with no exact cut (one class of "
+                                   "characters, no space): GPT-2 encodes it as one piece, so it is held and encoded "
+                                   "whole; memory grows with its length", f"{current:,}", f"{len(pending):,}+")
                 scanned = max(len(pending) - 1, 0)  # nowhere safe yet: wait for more text, rescan only the new part
                 break
             yield current, pending[:cut], first
