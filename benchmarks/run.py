@@ -187,6 +187,45 @@ def runs_case(sizes: str) -> dict:
     return out
 
 
+def records_corpus(n: int) -> Path:
+    """``n`` JSON Lines records of about 5 GPT-2 tokens each (#15 item 19), written once under the cache."""
+    out = CACHE / f"records-{n}"
+    if not (out / "DONE").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        words = ["alpha", "beta", "gamma", "delta", "the", "of", "model", "token", "42", "data"]
+        with open(out / "part-0000.jsonl", "w", encoding="utf-8") as f:
+            for i in range(n):
+                f.write(json.dumps({"id": i, "text": " ".join(words[(i * 7 + k) % 10] for k in range(1 + i % 5))})
+                        + "\n")
+        (out / "DONE").write_text(str(n))
+    return out
+
+
+def records_baseline_case(corpus: Path) -> dict:
+    """Runs in a fresh process: the plain loop, ``json.loads`` + ``encode_ordinary`` per line, one thread."""
+    from lmfeed.text.tokenizer import get_tokenizer
+
+    enc = get_tokenizer("gpt2")
+    enc.encode_ordinary("warm up")
+    start = time.perf_counter()
+    tokens = 0
+    with open(corpus / "part-0000.jsonl", encoding="utf-8") as f:
+        for line in f:
+            tokens += len(enc.encode_ordinary(json.loads(line)["text"]))
+    return {"tokens": tokens, "seconds": time.perf_counter() - start}
+
+
+def nospace_case(corpus_mb: int) -> Path:
+    """One document of ``corpus_mb`` MB with no space or newline (minified-code-like, #15 item 21), written once."""
+    out = CACHE / f"nospace-{corpus_mb}mb"
+    if not (out / "DONE").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        unit = "".join(f"v{i}=f({i},'k{i % 7}');" for i in range(1000))
+        (out / "part-0000.txt").write_text(unit * (corpus_mb * 10**6 // len(unit) + 1), encoding="utf-8")
+        (out / "DONE").write_text(str(corpus_mb))
+    return out
+
+
 def run_json(cmd: list[str]) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=case_env())
     if proc.returncode:
@@ -490,12 +529,16 @@ def main() -> None:
     parser.add_argument("--peers-only", action="store_true", help="only the peer table")
     parser.add_argument("--tiktoken-baseline", metavar="CORPUS", help=argparse.SUPPRESS)  # the baseline's process
     parser.add_argument("--runs-case", metavar="SIZES", help=argparse.SUPPRESS)  # the runs' process
+    parser.add_argument("--records-baseline", metavar="CORPUS", help=argparse.SUPPRESS)  # the records' baseline
     args = parser.parse_args()
     if args.tiktoken_baseline:
         print(json.dumps(tiktoken_baseline_case(Path(args.tiktoken_baseline))))
         return
     if args.runs_case:
         print(json.dumps(runs_case(args.runs_case)))
+        return
+    if args.records_baseline:
+        print(json.dumps(records_baseline_case(Path(args.records_baseline))))
         return
     sizes = QUICK if args.quick else FULL
     s = Settings(corpus_mb=(10 if args.quick else 200) if args.corpus_mb is None else args.corpus_mb,

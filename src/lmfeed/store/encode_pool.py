@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lmfeed.text.sources import RawRecord
+from lmfeed.text.sources import RawRecord, RawRecords
 
 if TYPE_CHECKING:
     from lmfeed.text.backends import Backend
@@ -51,7 +51,9 @@ def _init_worker(tokenizer: Any, allow_special: bool, dtype: str, backend: Backe
         threading.Thread(target=watch, daemon=True).start()
 
 
-Task = list[tuple[int, str | RawRecord, bool, bool]]  # (part, text, starts_document, separator_before)
+Task = list[tuple[int, str | RawRecord | RawRecords, bool, bool]]  # (part, text, starts_document, separator_before)
+# A RawRecords entry is many whole documents: separator_before is the first one's; the separator array ("eot",
+# empty without separators) goes before each later one.
 # EOS style: the separator comes before every document but the first, and doc_starts point after it;
 # BOS style: it comes before every document, and doc_starts point at it.
 
@@ -62,11 +64,21 @@ def _encode_task(task: Task) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     eot = _worker.get("eot")
     bos = _worker["bos"]
     # one call for the whole task: the fast backend encodes a batch without a Python object per id
-    texts = [text.text() if isinstance(text, RawRecord) else text for _, text, _, _ in task]
-    ids, offsets = _worker["encode"](texts)  # (total,) uint32, (len(task) + 1,)
+    texts: list[str] = []
+    first: list[int] = []  # where each entry's texts begin in texts
+    for _, text, _, _ in task:
+        first.append(len(texts))
+        if isinstance(text, RawRecords):
+            texts.extend(text.texts())
+        else:
+            texts.append(text.text() if isinstance(text, RawRecord) else text)
+    ids, offsets = _worker["encode"](texts)  # (total,) uint32, (len(texts) + 1,)
     if len(ids) and int(ids.max()) > np.iinfo(dtype).max:  # never narrow silently
         raise ValueError(f"Token id {int(ids.max())} does not fit {dtype}.")
     ids = ids.astype(dtype, copy=False)  # once per task, not once per piece
+    if any(isinstance(text, RawRecords) for _, text, _, _ in task):
+        assert eot is not None  # encoder() sets it in every process that runs tasks
+        return _encode_records(task, ids, offsets, first, eot, bos)
     bounds = offsets.tolist()
     out: dict[int, tuple[list[np.ndarray], list[int], int]] = {}
     for i, (part, _, starts, separator) in enumerate(task):
@@ -82,6 +94,37 @@ def _encode_task(task: Task) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         arrays.append(ids[bounds[i] : bounds[i + 1]])
         out[part] = (arrays, doc_starts, n + bounds[i + 1] - bounds[i])
     return {part: (np.concatenate(a) if a else np.zeros(0, dtype), np.array(s, dtype=np.int64))
+            for part, (a, s, _) in out.items()}
+
+
+def _encode_records(task: Task, ids: np.ndarray, offsets: np.ndarray, first: list[int], eot: np.ndarray,
+                    bos: bool) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``_encode_task`` for tasks holding :class:`RawRecords`: the separators and starts of their many documents
+    placed with whole-array operations (no Python step per document)."""
+    out: dict[int, tuple[list[np.ndarray], list[np.ndarray], int]] = {}
+    ends = [*first[1:], len(offsets) - 1]
+    for (part, text, starts, separator), a, b in zip(task, first, ends, strict=True):
+        arrays, doc_starts, n = out.get(part, ([], [], 0))
+        rel = offsets[a : b + 1] - offsets[a]  # (docs + 1,): where each document's ids begin in this entry
+        block = ids[offsets[a] : offsets[b]]
+        docs = b - a
+        inner = isinstance(text, RawRecords) and len(eot) > 0  # a separator before each later document
+        if inner:
+            block = np.insert(block, rel[1:docs], eot[0])
+        if separator:
+            block = np.concatenate([eot, block])
+        # separators up to and including document j's own: its text starts that many ids later
+        own = np.arange(docs, dtype=np.int64) * inner + (1 if separator else 0)
+        text_starts = n + rel[:docs] + own
+        has = np.ones(docs, dtype=bool) if inner else np.zeros(docs, dtype=bool)
+        if docs:
+            has[0] = bool(separator)
+        if starts or isinstance(text, RawRecords):  # a piece that continues a document starts none
+            doc_starts.append(text_starts - (has & bos))  # BOS style: a document starts at its separator
+        arrays.append(block)
+        out[part] = (arrays, doc_starts, n + len(block))
+    return {part: (np.concatenate(a) if a else np.zeros(0, ids.dtype),
+                   np.concatenate(s).astype(np.int64) if s else np.zeros(0, np.int64))
             for part, (a, s, _) in out.items()}
 
 

@@ -36,8 +36,10 @@ __all__ = [
     "InputFile",
     "ReadStats",
     "expand_inputs",
+    "iter_document_batches",
     "iter_document_blocks",
     "RawRecord",
+    "RawRecords",
 ]
 
 DEFAULT_CORPUS_NAME = "the Python language reference (pydoc_data.topics)"
@@ -373,6 +375,39 @@ def iter_document_blocks(
             stats.bytes_read = done_before + file.size
 
 
+def iter_document_batches(
+    files: Sequence[InputFile],
+    *,
+    field: str = "text",
+    errors: DecodeErrors = "strict",
+    block_size: int = 1 << 20,
+    stats: ReadStats | None = None,
+    raw_below: int = 1 << 20,
+) -> Iterator[tuple[int, str | RawRecord | RawRecords]]:
+    """:func:`iter_document_blocks` for every document, JSON Lines records shorter than ``raw_below`` bytes handed
+    out ~``block_size`` bytes of lines at a time as one :class:`RawRecords` (its documents are numbered
+    ``index .. index + count - 1``), so that reading a million tiny records costs no Python object per record.
+
+    Raises:
+        ValueError: as :func:`iter_document_blocks` (a record's own errors come from ``RawRecords.texts()``).
+    """
+    py_errors = _PY_ERRORS[errors]
+    stats = stats if stats is not None else ReadStats()
+    for file in files:
+        if file.format != "jsonl" or not raw_below:
+            yield from iter_document_blocks([file], field=field, errors=errors, block_size=block_size, stats=stats,
+                                            raw_below=raw_below)
+            continue
+        done_before = stats.bytes_read
+        try:
+            yield from _jsonl_batches(file, field, py_errors, stats, raw_below, block_size)
+        except (EOFError, gzip.BadGzipFile) as exc:
+            raise ValueError(f"{file.name}: not a readable gzip file ({exc}). "
+                             "Check the file, or decompress it first.") from None
+        if file.size is not None:
+            stats.bytes_read = done_before + file.size
+
+
 def _text_blocks(file: InputFile, py_errors: str, select: Callable[[int], bool] | None, block_size: int,
                  stats: ReadStats) -> Iterator[tuple[int, str]]:
     index = stats.documents
@@ -470,6 +505,94 @@ def _jsonl_blocks(file: InputFile, field: str, py_errors: str, select: Callable[
                 text = record if len(raw) < raw_below else record.text()
             yield index, text
         stats.bytes_read = base + position()
+
+
+def _jsonl_batches(file: InputFile, field: str, py_errors: str, stats: ReadStats, raw_below: int,
+                   block_size: int) -> Iterator[tuple[int, str | RawRecord | RawRecords]]:
+    """``_jsonl_blocks`` for every record, ~``block_size`` bytes of whole lines at a time: short records travel
+    as one :class:`RawRecords` per block, a record of ``raw_below`` bytes or more as its decoded text."""
+    base = stats.bytes_read
+    offset, lineno = 0, 1  # of the block's first byte and line
+    with file.open() as (stream, position):
+        while True:
+            data = stream.read(block_size)
+            if not data:
+                break
+            if not data.endswith(b"\n"):
+                data += stream.readline()  # whole lines only
+            start = 0
+            if lineno == 1 and data.startswith(codecs.BOM_UTF8):  # a byte-order mark is not part of the record
+                start = len(codecs.BOM_UTF8)
+            lines = data[start:].split(b"\n")
+            if lines[-1] == b"":
+                lines.pop()  # after the last newline
+            long = len(data) >= raw_below and any(len(line) >= raw_below - 1 for line in lines)
+            if not long:
+                count = sum(1 for line in lines if line and not line.isspace())
+                if count:
+                    yield stats.documents, RawRecords(data[start:], file.name, lineno, offset + start, field,
+                                                      py_errors, count)
+                    stats.documents += count
+            else:  # a long record among them: each record on its own, the long one decoded here and cut later
+                at = offset + start
+                for k, line in enumerate(lines):
+                    raw = line + b"\n" if k < len(lines) - 1 or data.endswith(b"\n") else line
+                    if not raw.isspace() and raw:
+                        record = RawRecord(raw, file.name, lineno + k, at, field, py_errors)
+                        yield stats.documents, (record if len(raw) < raw_below else record.text())
+                        stats.documents += 1
+                    at += len(raw)
+            offset += len(data)
+            lineno += data.count(b"\n")
+            stats.bytes_read = base + position()
+        stats.bytes_read = base + position()
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # \ud800-\udfff: half of a UTF-16 pair, maybe alone
+
+
+@dataclasses.dataclass(frozen=True)
+class RawRecords:
+    """Consecutive JSON Lines records read but not yet decoded (blank lines among them); ``texts()`` decodes them.
+
+    Attributes:
+        data: the lines' bytes. name: the file's name. lineno: the first line's number (from 1). offset: its byte
+        offset in the (uncompressed) file. field, errors: as :class:`RawRecord`. count: records (non-blank lines).
+    """
+
+    data: bytes
+    name: str
+    lineno: int
+    offset: int
+    field: str
+    errors: str
+    count: int
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def texts(self) -> list[str]:
+        """The records' texts, in order; exactly what :meth:`RawRecord.text` gives for each (and the same errors).
+
+        Raises:
+            ValueError: as :meth:`RawRecord.text`, naming the record's own line.
+        """
+        lines = [line for line in self.data.split(b"\n") if line and not line.isspace()]
+        if _SURROGATE_ESCAPE.search(self.data) is None:  # else RawRecord checks each escape, line by line
+            try:  # the common block: one JSON array, parsed by one call in C
+                records = json.loads((b"[" + b",".join(lines) + b"]").decode("utf-8", self.errors))
+                texts = [record[self.field] for record in records]
+                if len(texts) == self.count and all(type(t) is str for t in texts):
+                    return texts
+            except Exception:  # noqa: BLE001 - anything unusual: RawRecord decides, with its exact message
+                pass
+        out: list[str] = []
+        offset = self.offset
+        for k, line in enumerate(self.data.split(b"\n")):
+            if line and not line.isspace():
+                out.append(RawRecord(line + b"\n", self.name, self.lineno + k, offset, self.field, self.errors).text())
+            offset += len(line) + 1
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
