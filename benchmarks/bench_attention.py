@@ -3,6 +3,7 @@
     python benchmarks/bench_attention.py                       # (8, 1024), D=256, 4 heads, 3 rounds
     python benchmarks/bench_attention.py --rounds 1 --steps 1  # a smoke run
     python benchmarks/bench_attention.py --batch-size 2 --max-length 256
+    python benchmarks/bench_attention.py --schemes xl,relative_key_query
 
 Every scheme is one ``CausalSelfAttention(embed_dim, num_heads, positional=...)``; "plain SDPA" is the same layer
 with ``positional=None`` (``scaled_dot_product_attention(is_causal=True)``, no term on the logits). Each step is
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="forward + backward steps per contender per round")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--schemes", default="", help="comma-separated subset (plain SDPA and t5 always run)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for name in ("batch_size", "max_length", "embed_dim", "num_heads", "rounds", "steps"):
@@ -59,6 +61,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     shape = (args.batch_size, args.max_length, args.embed_dim)
     schemes: list[str | None] = [None, *positional_kinds("attention")]
+    if args.schemes:
+        wanted = {"t5", *args.schemes.split(",")}
+        unknown = wanted - set(positional_kinds("attention"))
+        if unknown:
+            known = ", ".join(positional_kinds("attention"))
+            parser.error(f"unknown --schemes {sorted(unknown)}; choose among {known}")
+        schemes = [s for s in schemes if s is None or s in wanted]
     torch.manual_seed(0)
     layers = {s: CausalSelfAttention(args.embed_dim, args.num_heads, positional=s,  # type: ignore[arg-type]
                                      max_distance=args.max_length) for s in schemes}

@@ -248,9 +248,10 @@ class CausalSelfAttention(nn.Module):
             relative = key_positions.unsqueeze(-2) - query_positions.unsqueeze(-1)  # key - query
             term = scheme.relative_bias(relative)
         elif self.positional in ("relative_key", "relative_key_query"):
-            term = self.relative_key(q, k, query_positions, key_positions, allowed=allowed) / math.sqrt(self.head_dim)
+            scale = 1.0 / math.sqrt(self.head_dim)  # on q and k (B, H, T, head_dim), not on the (B, H, T, T) term
+            term = self.relative_key(q * scale, k * scale, query_positions, key_positions, allowed=allowed)
         elif self.positional == "xl":
-            term = self.xl(q, query_positions, key_positions, allowed=allowed) / math.sqrt(self.head_dim)
+            term = self.xl(q, query_positions, key_positions, allowed=allowed, scale=1.0 / math.sqrt(self.head_dim))
             q = self.xl.content_query(q)  # terms a + c: (q + u) . k
         if document_ids is not None and self.kernel != "sdpa" and not past:
             y = self._documents_kernel(q, k, v, term, document_ids, self.dropout if self.training else 0.0)

@@ -118,8 +118,9 @@ class TransformerXLPositions(nn.Module):
         key_positions: torch.Tensor,
         *,
         allowed: torch.Tensor | None = None,
+        scale: float = 1.0,
     ) -> torch.Tensor:
-        """Terms b + d, ``(q_i + v) . W_R r_{i-j}``, before the ``1/sqrt(head_dim)`` they share with a + c.
+        """Terms b + d, ``scale * (q_i + v) . W_R r_{i-j}`` (attention passes the ``1/sqrt(head_dim)`` of a + c).
 
         Args:
             q: ``(B, H, T_q, head_dim)`` queries.
@@ -127,11 +128,12 @@ class TransformerXLPositions(nn.Module):
             key_positions: integer ``(T_k,)`` or ``(B, T_k)``.
             allowed: optional bool ``(T_q, T_k)`` or ``(B, T_q, T_k)``, the pairs attention keeps; the others get
                 an arbitrary finite value (they are masked anyway), so only the distances in use are encoded.
+            scale: multiplies ``q + v`` (cheaper than scaling the ``(B, H, T_q, T_k)`` result); default 1.
 
         Returns:
             ``(B, H, T_q, T_k)`` in q's dtype.
         """
-        query = q + self.v.to(q.dtype).unsqueeze(-2)  # (B, H, T_q, head_dim)
+        query = (q + self.v.to(q.dtype).unsqueeze(-2)) * scale  # (B, H, T_q, head_dim)
         batch, heads, length_q, _ = q.shape
         length_k = key_positions.shape[-1]
         if runs_of_positions(query_positions, key_positions):
