@@ -571,6 +571,7 @@ def measure_peers(corpus: Path, work: Path, rounds: int, batches: int) -> dict:
         _log(f"  resume   {peer:<10} {res['resume'][f'{peer} 0']} / {res['resume'][f'{peer} 2']}")
     res["load"].append(os.getloadavg()[0])
     res["tokens"], res["excluded"], res["serve_batches"] = tokens, excluded, batches
+    (work / "results.json").write_text(json.dumps(res, indent=1))  # the raw figures, to read the table again
     return res
 
 
@@ -654,7 +655,9 @@ def peer_table(res: dict, corpus_mb: float) -> tuple[str, list[str], list[tuple[
         targets.append(("tokenize peak memory below each peer's",
                         f"{fmt_mb(peak('lmfeed'))}; the lightest peer {fmt_mb(min(peak(p) for p in others))}",
                         "met" if len(lighter) == len(others) else "**not met**"))
-        targets.append((f"tokenize >= 80% of the fast backend's own batch encoding on 2 cores ({fmt_rate(limit_rate)})",
+        targets.append((f"tokenize >= 80% of the fast backend's own batch encoding on 2 cores ({fmt_rate(limit_rate)}; "
+                        f"on {corpus_mb:,.0f} MB the whole command's start-up weighs: the 200 MB row below is the "
+                        "measure)",
                         f"{ours / limit_rate:.0%}", "met" if ours >= 0.8 * limit_rate else "**not met**"))
         for w, factor in ((0, 3), (2, 10)):
             best = max(others, key=lambda p, w=w: serve_rate(p, w))
