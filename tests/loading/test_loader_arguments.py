@@ -97,3 +97,13 @@ def test_train_val_loaders_take_shuffle_and_drop_last_and_name_unknown_options(t
         create_train_val_loaders(split, shufle=False)
     with pytest.raises(TypeError, match="shuffle must be True or False"):
         create_train_val_loaders(split, shuffle="no")
+
+
+@pytest.mark.parametrize("build", [
+    lambda: __import__("lmfeed").SlidingWindowDataset(IDS, 4, 4, return_positions="False", eot_id=0),
+    lambda: __import__("lmfeed").RelativePositionBias(4, bidirectional="False"),
+    lambda: __import__("lmfeed").TokenEmbedding.from_pretrained(torch.zeros(3, 2), freeze="False"),
+])
+def test_the_same_bool_check_guards_the_other_public_bool_options(build):
+    with pytest.raises(TypeError, match=r"must be True or False, but got 'False' \(str\)"):
+        build()

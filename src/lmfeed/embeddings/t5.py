@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from lmfeed._validate import as_int
+from lmfeed._validate import as_bool, as_int
 from lmfeed.embeddings._checks import as_id_tensor, check_relative_positions
 from lmfeed.embeddings.alibi import relative_positions
 
@@ -89,7 +89,7 @@ class RelativePositionBias(nn.Module):
     ) -> None:
         super().__init__()
         self.num_heads = as_int("num_heads", num_heads)
-        self.bidirectional = bool(bidirectional)
+        self.bidirectional = as_bool("bidirectional", bidirectional)
         smallest = 4 if self.bidirectional else 2  # at least one exact and one log-spaced bucket per direction
         self.num_buckets = as_int("num_buckets", num_buckets, minimum=smallest)
         max_exact = (self.num_buckets // 2 if self.bidirectional else self.num_buckets) // 2

@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lmfeed._validate import as_choice, as_int
+from lmfeed._validate import as_bool, as_choice, as_int
 from lmfeed.embeddings._checks import as_id_tensor, empty_table
 
 __all__ = ["Init", "TokenEmbedding", "init_table", "lookup"]
@@ -146,7 +146,7 @@ def _from_pretrained(cls, embeddings: torch.Tensor, *, freeze: bool, padding_idx
         raise ValueError(f"embeddings must be a 2-D tensor (rows, embed_dim), but got {got}.")
     rows, cols = embeddings.shape
     module = cls(rows, cols, device="meta")  # the shape only; the table is the one given
-    module.weight = nn.Parameter(embeddings, requires_grad=not freeze)
+    module.weight = nn.Parameter(embeddings, requires_grad=not as_bool("freeze", freeze))
     if padding_idx is not None:
         padding_idx = as_int("padding_idx", padding_idx, minimum=-rows, maximum=rows - 1)
         padding_idx %= rows

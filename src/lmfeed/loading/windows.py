@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lmfeed._validate import as_int
+from lmfeed._validate import as_bool, as_int
 from lmfeed.loading.batch import WindowBatch
 from lmfeed.loading.documents import (
     IGNORE_INDEX,
@@ -47,6 +47,7 @@ __all__ = ["SlidingWindowDataset", "WindowBatch", "as_token_array", "document_wi
 # Reopen a memory map after this many bytes of ids have been gathered through it, so that a long epoch over a
 # file larger than memory does not grow a worker's resident set towards the whole file.
 _REOPEN_AFTER_BYTES = 256 * 1024 * 1024
+_INT64_MAX = 2**63 - 1  # batches are int64: a larger id cannot be served as itself
 
 
 def num_windows(num_tokens: int, max_length: int, stride: int) -> int:
@@ -122,9 +123,6 @@ def as_token_array(token_ids: Any, *, name: str = "token_ids") -> np.ndarray:
             f"{name} holds a negative id, {int(array[position])}, at position {position:,}. Token ids are >= 0."
         )
     return array
-
-
-_INT64_MAX = 2**63 - 1
 
 
 def _refuse_huge_python_ints(token_ids: Any, name: str) -> None:
@@ -210,9 +208,9 @@ class SlidingWindowDataset(Dataset):
         if needs and self.doc_starts is None and separator != "none" and self.separator_id is None:
             raise ValueError(f"{needs[0]}=True needs the separator id documents are marked with (eot_id=50256 for "
                              "GPT-2), or a store's document index (doc_starts).")
-        self.return_positions = return_positions
-        self.return_documents = return_documents
-        self.ignore_cross_document_targets = ignore_cross_document_targets
+        self.return_positions = as_bool("return_positions", return_positions)
+        self.return_documents = as_bool("return_documents", return_documents)
+        self.ignore_cross_document_targets = as_bool("ignore_cross_document_targets", ignore_cross_document_targets)
         self._starts = None if starts is None else np.asarray(starts, dtype=np.int64)
         if self._starts is not None and self._starts.size and int(self._starts.max()) + needed > len(ids):
             raise ValueError("starts must satisfy s + max_length < len(token_ids) for every window.")
