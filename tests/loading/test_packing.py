@@ -128,17 +128,20 @@ def test_crop_example_from_its_docstring():
 def test_packed_batches_from_text_mark_documents_and_padding():
     eot = 50256
     text = "one two three<|endoftext|>four five<|endoftext|>six seven eight nine ten eleven twelve"
-    loader = create_dataloader(text, batch_size=1, max_length=8, shuffle=False, drop_last=False,
+    loader = create_dataloader(text, batch_size=3, max_length=8, shuffle=False, drop_last=False,
                                packing="best_fit", respect_documents=True, return_documents=True)
     assert loader.pad_id == eot and 0 < loader.padding_fraction < 1 and loader.cropped_fraction == 0
     rows = list(loader)
-    assert len(rows) == len(loader.dataset)
+    assert sum(len(r[0]) for r in rows) == len(loader.dataset)
     for inputs, _targets, positions, document_ids, cu, longest in rows:
         # positions restart at every document start (a segment of the row), padding targets are -100
         starts = torch.ones_like(document_ids, dtype=torch.bool)
         starts[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
         assert (positions[starts] == 0).all() and (positions[~starts] > 0).all()
         assert int(cu[-1]) == inputs.numel() and longest == int((cu[1:] - cu[:-1]).max())
+        runs = torch.ones_like(document_ids, dtype=torch.bool)  # brute force: where the id changes, or a row begins
+        runs[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
+        assert cu.tolist() == torch.nonzero(runs.reshape(-1)).flatten().tolist() + [inputs.numel()]
 
 
 def test_packing_resumes_and_shares_among_ranks():

@@ -7,8 +7,9 @@ gives a :class:`DocumentBatch`, a named tuple of everything attention needs to s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from lmfeed.loading.documents import cu_seqlens
@@ -48,12 +49,14 @@ class WindowBatch(Sequence):
     """
 
     def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, position_ids: torch.Tensor | None = None,
-                 document_ids: torch.Tensor | None = None, *, documents: bool = False) -> None:
+                 document_ids: torch.Tensor | None = None, *, documents: bool = False,
+                 cu_seqlens: torch.Tensor | None = None) -> None:
         self.inputs = inputs
         self.targets = targets
         self.position_ids = position_ids
         self.document_ids = document_ids
         self.documents = documents  # collate as a DocumentBatch
+        self.cu_seqlens = cu_seqlens  # when the dataset knows them already (packing), else computed on collate
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
         return tuple(t for t in (self.inputs, self.targets, self.position_ids, self.document_ids) if t is not None)
@@ -61,7 +64,10 @@ class WindowBatch(Sequence):
     def collated(self) -> list[torch.Tensor] | DocumentBatch:
         """What the loader yields: a list ``[inputs, targets(, position_ids)]``, or a :class:`DocumentBatch`."""
         if self.documents and self.position_ids is not None and self.document_ids is not None:
-            cu, longest = cu_seqlens(self.document_ids)
+            if self.cu_seqlens is not None:
+                cu, longest = self.cu_seqlens, int((self.cu_seqlens[1:] - self.cu_seqlens[:-1]).max())
+            else:
+                cu, longest = cu_seqlens(self.document_ids)
             return DocumentBatch(self.inputs, self.targets, self.position_ids, self.document_ids, cu, longest)
         return [t for t in (self.inputs, self.targets, self.position_ids) if t is not None]
 
@@ -74,20 +80,22 @@ class WindowBatch(Sequence):
         return tuple(t[i] for t in self.tensors())
 
 
-def stack_batches(parts: list[tuple[torch.Tensor, WindowBatch]], size: int) -> WindowBatch:
+def stack_batches(parts: list[tuple[np.ndarray, WindowBatch]], size: int) -> WindowBatch:
     """One batch of ``size`` rows from batches that each fill the rows ``index`` (a blend's sources)."""
     first = parts[0][1]
+    if len(parts) == 1:
+        return first
     shape = (size, first.inputs.shape[1])
 
-    def empty(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else torch.empty(shape, dtype=torch.int64)
+    def stacked(pick: Any) -> torch.Tensor | None:
+        if pick(first) is None:
+            return None
+        out = np.empty(shape, dtype=np.int64)
+        for index, batch in parts:
+            out[index] = pick(batch).numpy()
+        return torch.from_numpy(out)
 
-    inputs, targets = torch.empty(shape, dtype=torch.int64), torch.empty(shape, dtype=torch.int64)
-    positions, documents = empty(first.position_ids), empty(first.document_ids)
-    for index, batch in parts:
-        inputs[index], targets[index] = batch.inputs, batch.targets
-        if positions is not None and batch.position_ids is not None:
-            positions[index] = batch.position_ids
-        if documents is not None and batch.document_ids is not None:
-            documents[index] = batch.document_ids
-    return WindowBatch(inputs, targets, positions, documents, documents=first.documents)
+    inputs, targets = stacked(lambda b: b.inputs), stacked(lambda b: b.targets)
+    assert inputs is not None and targets is not None  # every batch has them
+    return WindowBatch(inputs, targets, stacked(lambda b: b.position_ids), stacked(lambda b: b.document_ids),
+                       documents=first.documents)

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from lmfeed.loading.batch import WindowBatch, stack_batches
 from lmfeed.loading.sampler import _BLOCK, block_rng, epoch_seed_for, shuffled_order
+from lmfeed.loading.windows import SlidingWindowDataset
 
 __all__ = ["MixtureDataset", "MixtureOrder", "normalized_weights"]
 
@@ -163,16 +164,26 @@ class MixtureDataset(Dataset):
     def __init__(self, sources: Sequence[Any], names: Sequence[str]) -> None:
         self.sources = list(sources)
         self.names = list(names)
+        # plain windows from every source: each gathers its rows straight into one buffer, converted once
+        self._plain = all(isinstance(s, SlidingWindowDataset) and s.plain for s in self.sources)
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.sources)
 
     def __getitems__(self, rows: np.ndarray) -> WindowBatch:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+        if self._plain:
+            out = np.empty((len(rows), self.sources[0].max_length + 1),
+                           dtype=np.result_type(*(s.token_ids.dtype for s in self.sources)))
+            for k in np.unique(rows[:, 0]).tolist():
+                index = np.flatnonzero(rows[:, 0] == k)
+                out[index] = self.sources[k].chunk(self.sources[k].window_starts(rows[index, 1]))
+            return WindowBatch(torch.from_numpy(out[:, :-1].astype(np.int64)),
+                               torch.from_numpy(out[:, 1:].astype(np.int64)))
         parts = []
         for k in np.unique(rows[:, 0]).tolist():  # one gather per source
             index = np.flatnonzero(rows[:, 0] == k)
-            parts.append((torch.from_numpy(index), self.sources[k].__getitems__(rows[index, 1])))
+            parts.append((index, self.sources[k].__getitems__(rows[index, 1])))
         return stack_batches(parts, len(rows))
 
     def __getitem__(self, row: Sequence[int]) -> tuple[torch.Tensor, ...]:

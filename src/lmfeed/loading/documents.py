@@ -80,6 +80,15 @@ def starts_from_tokens(token_ids: torch.Tensor, *, separator: Separator = "eos",
     """
     style = _check_separator(separator, separator_id)
     sep = -1 if separator_id is None else int(separator_id)  # -1: no id matches (style "none")
+    if token_ids.device.type == "cpu":  # numpy: one pass, no intra-op threads to wake for a small batch
+        ids = token_ids.numpy()
+        found = np.zeros(ids.shape, dtype=np.bool_)
+        if style == "eos":
+            np.equal(ids[..., :-1], sep, out=found[..., 1:])
+        elif style == "bos":
+            np.equal(ids, sep, out=found)
+        found[..., 0] = True
+        return torch.from_numpy(found)
     starts = torch.zeros(token_ids.shape, dtype=torch.bool, device=token_ids.device)
     if style == "eos":
         starts[..., 1:] = token_ids[..., :-1] == sep
@@ -122,12 +131,20 @@ def documents_from_starts(starts: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
         >>> documents_from_starts(torch.tensor([[True, False, False, True, False]]))
         (tensor([[0, 0, 0, 1, 1]]), tensor([[0, 1, 2, 0, 1]]))
     """
+    if starts.device.type == "cpu":  # numpy's accumulate: a pass each, single-threaded
+        found = starts.numpy().copy()
+        found[..., 0] = True
+        document_ids = np.cumsum(found, axis=-1, dtype=np.int64)
+        document_ids -= 1
+        steps = np.broadcast_to(np.arange(found.shape[-1], dtype=np.int64), found.shape)
+        first = np.maximum.accumulate(np.where(found, steps, 0), axis=-1)
+        return torch.from_numpy(document_ids), torch.from_numpy(steps - first)
     starts = starts.clone()
     starts[..., 0] = True
-    document_ids = starts.cumsum(dim=-1) - 1
-    steps = torch.arange(starts.shape[-1], device=starts.device).expand(starts.shape)
-    first = torch.where(starts, steps, torch.zeros_like(steps)).cummax(dim=-1).values
-    return document_ids, steps - first
+    ids = starts.cumsum(dim=-1) - 1
+    steps_t = torch.arange(starts.shape[-1], device=starts.device).expand(starts.shape)
+    first_t = torch.where(starts, steps_t, torch.zeros_like(steps_t)).cummax(dim=-1).values
+    return ids, steps_t - first_t
 
 
 def document_boundaries(
@@ -186,13 +203,19 @@ def cu_seqlens(document_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
         (tensor([ 0,  3,  5,  6, 10], dtype=torch.int32), 4)
     """
     ids = document_ids.reshape(1, -1) if document_ids.dim() == 1 else document_ids
+    if ids.device.type == "cpu":
+        a = ids.numpy()
+        change = np.ones(a.shape, dtype=np.bool_)
+        np.not_equal(a[:, 1:], a[:, :-1], out=change[:, 1:])
+        offsets = np.flatnonzero(change)
+        cu = np.append(offsets, a.size).astype(np.int32)
+        return torch.from_numpy(cu), int(np.diff(cu).max()) if len(cu) > 1 else 0
     batch, length = ids.shape
-    change = torch.ones_like(ids, dtype=torch.bool)
-    change[:, 1:] = ids[:, 1:] != ids[:, :-1]
-    offsets = torch.nonzero(change.reshape(-1)).flatten()
-    cu = torch.cat((offsets, torch.tensor([batch * length], device=ids.device))).to(torch.int32)
-    longest = int((cu[1:] - cu[:-1]).max()) if len(cu) > 1 else 0
-    return cu, longest
+    change_t = torch.ones_like(ids, dtype=torch.bool)
+    change_t[:, 1:] = ids[:, 1:] != ids[:, :-1]
+    offsets_t = torch.nonzero(change_t.reshape(-1)).flatten()
+    cu_t = torch.cat((offsets_t, torch.tensor([batch * length], device=ids.device))).to(torch.int32)
+    return cu_t, int((cu_t[1:] - cu_t[:-1]).max()) if len(cu_t) > 1 else 0
 
 
 def document_spans(token_ids: np.ndarray, *, separator: Separator, separator_id: int | None,

@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lmfeed.loading.batch import WindowBatch
-from lmfeed.loading.documents import IGNORE_INDEX, documents_from_starts
+from lmfeed.loading.documents import IGNORE_INDEX
 
 __all__ = ["PackedDataset", "Packing", "pack_best_fit", "pack_crop"]
 
@@ -278,6 +278,8 @@ class PackedDataset(Dataset):
         self.ignore_cross_document_targets = ignore_cross_document_targets
         self._reopen = reopen
         self._pointers = packing.row_pointers
+        self._fill = np.bincount(packing.rows, weights=packing.lengths, minlength=packing.num_rows).astype(np.int64)
+        self._tile()
         self.dropped_tokens = 0
 
     @property
@@ -295,44 +297,75 @@ class PackedDataset(Dataset):
     def __len__(self) -> int:
         return self.packing.num_rows
 
-    def rows(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Rows ``indices`` (B,): ``(tokens (B, C) int64, starts (B, C) bool, padding (B, C) bool)``."""
+    def _tile(self) -> None:
+        """Every row's segments with its padding as one more segment, in order (row, slot), so that they tile the
+        rows; computed once, so that a batch's layout is a handful of gathers."""
         p, capacity = self.packing, self.packing.capacity
-        indices = np.asarray(indices, dtype=np.int64)
-        first, last = self._pointers[indices], self._pointers[indices + 1]
+        counts = np.diff(self._pointers)
+        room = capacity - self._fill
+        has_pad = room > 0
+        per_row = counts + has_pad
+        before = np.cumsum(per_row) - per_row  # where each row's segments begin in the tiling
+        within = np.arange(len(p.lengths)) - np.repeat(np.cumsum(counts) - counts, counts)
+        total = int(per_row.sum())
+        self._tiles = np.append(before, total)  # (num_rows + 1,) pointers into the tiling
+        self._lengths = np.empty(total, dtype=np.int64)
+        self._slots = np.empty(total, dtype=np.int64)
+        self._sources = np.zeros(total, dtype=np.int64)  # padding reads offset 0, then is overwritten with pad_id
+        self._ranks = np.empty(total, dtype=np.int64)
+        self._real = np.zeros(total, dtype=np.bool_)
+        at = np.repeat(before, counts) + within
+        self._lengths[at], self._slots[at], self._sources[at] = p.lengths, p.slots, p.sources
+        self._ranks[at], self._real[at] = within, True
+        pad_at = before[has_pad] + counts[has_pad]
+        self._lengths[pad_at], self._slots[pad_at], self._ranks[pad_at] = room[has_pad], self._fill[has_pad], \
+            counts[has_pad]
+
+    def layout(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The tiling segments of rows ``indices`` (B,): ``(lengths, flat_starts, sources, ranks, real, last)`` with
+        ``ranks`` the segment's number within its row, ``real`` False for padding and ``last`` (B,) the index of
+        each row's last segment."""
+        first, last = self._tiles[indices], self._tiles[indices + 1]
         counts = last - first
-        seg = np.repeat(first, counts) + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
-        batch_row = np.repeat(np.arange(len(indices)), counts)
-        lengths = p.lengths[seg]
-        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        source = np.repeat(p.sources[seg], lengths) + within
-        target = np.repeat(batch_row * capacity + p.slots[seg], lengths) + within
-        flat = np.full(len(indices) * capacity, self.pad_id, dtype=np.int64)
-        flat[target] = self.token_ids[source]  # the one gather from the stream
-        filled = np.zeros(len(indices) * capacity, dtype=np.bool_)
-        filled[target] = True
-        starts = np.zeros(len(indices) * capacity, dtype=np.bool_)
-        starts[batch_row * capacity + p.slots[seg]] = True
-        padding = ~filled.reshape(-1, capacity)
-        ends = batch_row * capacity + p.slots[seg] + lengths  # the slot after each segment: padding starts there
-        pad_start = ends[ends % capacity != 0]
-        starts[pad_start[~filled[pad_start]]] = True
-        row_starts = starts.reshape(-1, capacity)
-        row_starts[:, 0] = True
-        return torch.from_numpy(flat.reshape(-1, capacity)), torch.from_numpy(row_starts), torch.from_numpy(padding)
+        ends = np.cumsum(counts)
+        seg = np.arange(int(ends[-1])) + np.repeat(first - (ends - counts), counts)
+        row_base = np.repeat(np.arange(len(indices), dtype=np.int64) * self.packing.capacity, counts)
+        return (self._lengths[seg], row_base + self._slots[seg], self._sources[seg], self._ranks[seg],
+                self._real[seg], ends - 1)
 
     def __getitems__(self, indices: Sequence[int]) -> WindowBatch:
-        full, starts, padding = self.rows(np.asarray(indices, dtype=np.int64))
-        inputs, targets = full[:, :-1], full[:, 1:].clone()
-        ignore = padding[:, 1:]
-        if self.ignore_cross_document_targets:
-            ignore = ignore | starts[:, 1:]
-        targets[ignore] = IGNORE_INDEX
-        positions = documents = None
-        if self.return_positions or self.return_documents:
-            documents, positions = documents_from_starts(starts[:, :-1])
-        return WindowBatch(inputs, targets, positions, documents if self.return_documents else None,
-                           documents=self.return_documents)
+        chosen = np.asarray(indices, dtype=np.int64)
+        batch, capacity = len(chosen), self.packing.capacity
+        lengths, starts, sources, ranks, real, last = self.layout(chosen)
+        flat = np.arange(batch * capacity, dtype=np.int64)
+        source = np.repeat(sources - starts, lengths)
+        source += flat  # each slot's offset in the stream: segments tile the rows, so one gather reads them all
+        padding = ~np.repeat(real, lengths).reshape(batch, capacity)
+        # padding slots read offsets past their segment start; clip keeps them inside a short stream (then pad_id)
+        rows = np.take(self.token_ids, source, mode="clip").reshape(batch, capacity)
+        inputs = rows[:, :-1].astype(np.int64)
+        targets = rows[:, 1:].astype(np.int64)
+        inputs[padding[:, :-1]] = self.pad_id
+        targets[padding[:, 1:]] = IGNORE_INDEX
+        positions = documents = cu = None
+        if self.return_positions or self.return_documents or self.ignore_cross_document_targets:
+            positions = (flat - np.repeat(starts, lengths)).reshape(batch, capacity)
+            if self.ignore_cross_document_targets:
+                targets[positions[:, 1:] == 0] = IGNORE_INDEX
+            positions = np.ascontiguousarray(positions[:, :-1])
+        if self.return_documents:
+            documents = np.repeat(ranks, lengths).reshape(batch, capacity)[:, :-1].copy()
+            inside = lengths.copy()  # the segments' lengths within the inputs: each row's last slot is a target only
+            inside[last] -= 1
+            inside = inside[inside > 0]
+            cu = torch.from_numpy(np.append(0, np.cumsum(inside)).astype(np.int32))
+        return WindowBatch(
+            torch.from_numpy(inputs), torch.from_numpy(targets),
+            None if positions is None or not (self.return_positions or self.return_documents)
+            else torch.from_numpy(positions),
+            None if documents is None else torch.from_numpy(documents),
+            documents=self.return_documents, cu_seqlens=cu,
+        )
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         n = len(self)

@@ -249,17 +249,31 @@ class SlidingWindowDataset(Dataset):
         """A whole batch in one vectorised gather; ``torch.utils.data.DataLoader`` calls this with a batch's indices."""
         return self.gather(self.window_starts(np.asarray(indices, dtype=np.int64)))
 
+    @property
+    def plain(self) -> bool:
+        """Whether a batch is only inputs and targets (no positions, documents or ignored targets to compute)."""
+        return not (self.return_positions or self.return_documents or self.ignore_cross_document_targets)
+
+    def chunk(self, starts: np.ndarray) -> np.ndarray:
+        """The ``(B, L + 1)`` ids of the windows at ``starts``, in the stored dtype: inputs and the last target."""
+        chunk = self._all_windows[starts]  # the only copy
+        if self._reopen is not None:
+            self._gathered_bytes += chunk.nbytes
+            if self._gathered_bytes > _REOPEN_AFTER_BYTES:
+                self._set_ids(self._reopen())
+        return chunk
+
     def gather(self, starts: np.ndarray) -> WindowBatch:
         """The windows starting at token offsets ``starts`` (B,): inputs and targets ``(B, max_length)`` int64."""
         chunk = self._all_windows[starts]  # (B, L + 1): the only copy, in the stored dtype
-        full = torch.from_numpy(chunk.astype(np.int64))
-        inputs, targets = full[:, :-1], full[:, 1:]
+        inputs = torch.from_numpy(chunk[:, :-1].astype(np.int64))  # contiguous, as .view(-1) in a loss needs
+        targets = torch.from_numpy(chunk[:, 1:].astype(np.int64))
         positions = documents = None
         if self.return_positions or self.return_documents or self.ignore_cross_document_targets:
-            begins = self.document_starts(starts, full)  # (B, L + 1): covers the last target too
+            full = torch.from_numpy(chunk)  # (B, L + 1) in the stored dtype: the boundaries cover the last target
+            begins = self.document_starts(starts, full)
             documents, positions = documents_from_starts(begins[:, :-1])
             if self.ignore_cross_document_targets:
-                targets = targets.clone()
                 targets[begins[:, 1:]] = IGNORE_INDEX  # predicting the next document's first token
         if self._reopen is not None:
             self._gathered_bytes += chunk.nbytes
