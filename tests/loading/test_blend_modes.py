@@ -97,3 +97,17 @@ def test_a_source_without_a_window_is_refused_when_the_loader_is_built(two_store
     # packing trains on exactly those short documents
     packed = create_dataloader({a: 1, store: 1}, batch_size=2, max_length=64, packing="best_fit")
     assert len(packed.dataset.sources[1]) >= 1
+
+
+@pytest.mark.slow
+def test_workers_serve_the_same_document_batches(two_stores):
+    a, b = two_stores
+    for kwargs in ({"packing": "best_fit", "return_documents": True},
+                   {"sampling": "random", "num_samples": 96, "respect_documents": True, "return_positions": True}):
+        make = lambda n, kw=kwargs: create_dataloader({a: 1, b: 2}, batch_size=8, max_length=64, seed=4,  # noqa: E731
+                                                      num_workers=n, **kw)
+        alone, workers = list(make(0)), list(make(2))
+        assert len(alone) == len(workers) > 0
+        for x, y in zip(alone, workers, strict=True):
+            assert all(torch.equal(p, q) if isinstance(p, torch.Tensor) else p == q
+                       for p, q in zip(x, y, strict=True))

@@ -174,3 +174,26 @@ def test_existing_store_untouched_when_the_tokenizer_is_bad(tmp_path, docs):
     with pytest.raises(ValueError, match="not valid JSON"):
         prepare(files, tmp_path / "s", tokenizer=str(tmp_path / "bad.json"), force=True, workers=1)
     assert dir_bytes(store.path) == before
+
+
+def test_a_bos_store_puts_position_0_on_the_bos_token(tmp_path, docs, bos_tokenizer):
+    enc = get_tokenizer(bos_tokenizer)
+    files = write_docs(tmp_path / "in", docs[:6])
+    store = prepare(files, tmp_path / "s", tokenizer=bos_tokenizer, separator="bos", workers=1)
+    loader = create_dataloader(store, batch_size=4, max_length=64, stride=64, shuffle=False, drop_last=False,
+                               tokenizer=enc, return_documents=True)
+    starts = set(store.doc_starts.tolist())
+    for k, (inputs, _, positions, _, _, _) in enumerate(loader):
+        for b, (row, pos) in enumerate(zip(inputs.tolist(), positions.tolist(), strict=True)):
+            s = 64 * (4 * k + b)  # brute force from the index: the BOS token opens its document at position 0
+            p = -1
+            for j in range(len(row)):
+                p = 0 if j == 0 or s + j in starts else p + 1
+                assert pos[j] == p
+                if j and row[j] == enc.bos_token:
+                    assert pos[j] == 0
+    packed = create_dataloader(store, batch_size=2, max_length=64, tokenizer=enc, packing="best_fit", pad_id=0,
+                               return_documents=True, shuffle=False, drop_last=False)
+    for batch in packed:
+        at_bos = batch.inputs == enc.bos_token
+        assert (batch.position_ids[at_bos] == 0).all()  # each BOS begins a segment of the packed row

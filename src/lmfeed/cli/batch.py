@@ -23,12 +23,18 @@ import click
 @click.option("--samples", type=int, default=None, help="Show at most this many samples (default: all).")
 @click.option("--width", default=80, show_default=True, help="Terminal columns for the table.")
 @click.option("--truncate", is_flag=True, help="Cut each sample at --width columns (with a note) instead of wrapping.")
+@click.option("--packing", type=click.Choice(["best_fit", "crop"]), default=None,
+              help="Show packed rows: whole documents in rows of max_length + 1 tokens (best_fit: best-fit decreasing, "
+                   "every token once; crop: nanochat's rows, each opened by a document). Marks document starts (│) "
+                   "and padding.")
+@click.option("--documents", is_flag=True,
+              help="Head each column with its position in its document (0 at every document start, │ before it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the batch as JSON (ids and pieces) for scripts.")
 @click.option("--tokenizer", default=None,
               help="For a text SOURCE: gpt2 (default) or a tokenizer.json (a store uses its own tokenizer).")
 def command(source: Path | None, batch_size: int, max_length: int, stride: int, shuffle: bool, seed: int | None,
-            drop_last: bool, index: int, samples: int | None, width: int, truncate: bool, as_json: bool,
-            tokenizer: str | None) -> None:
+            drop_last: bool, index: int, samples: int | None, width: int, truncate: bool, packing: str | None,
+            documents: bool, as_json: bool, tokenizer: str | None) -> None:
     """Print batch INDEX of create_dataloader(SOURCE, ...): each sample's input row over its target row.
 
     Each token shows its id and its decoded piece (· space, ↵ newline, → tab, ␀ ␛ ... other control characters);
@@ -41,8 +47,11 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         lmfeed batch
         lmfeed batch the-verdict.txt --max-length 8 --index 2
         lmfeed batch corpus.store --shuffle --seed 0 --json | jq '.inputs[0]'
+        lmfeed batch --packing best_fit --max-length 16 --batch-size 2 --index -1
     """
     import textwrap
+
+    import torch
 
     from lmfeed._validate import as_int
     from lmfeed.loading.loader import create_dataloader
@@ -60,8 +69,10 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
         enc = get_tokenizer(tokenizer or "gpt2")
     elif tokenizer is not None:  # a store: read only with its own vocabulary (create_dataloader checks it)
         enc = get_tokenizer(tokenizer)
+    documents = documents or packing is not None
     loader = create_dataloader(source_arg, batch_size=batch_size, max_length=max_length, stride=stride,
-                               shuffle=shuffle, seed=seed, drop_last=drop_last, tokenizer=enc)
+                               shuffle=shuffle, seed=seed, drop_last=drop_last, tokenizer=enc,
+                               packing=packing, return_documents=documents)  # type: ignore[arg-type]
     num_batches = len(loader)
     k = index + num_batches if index < 0 else index
     if not 0 <= k < num_batches:
@@ -75,7 +86,15 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
     state = loader.state_dict()
     state["position"] = k * batch_size
     loader.load_state_dict(state)
-    inputs, targets = next(iter(loader))[:2]
+    batch = next(iter(loader))
+    inputs, targets = batch[:2]
+    positions = batch[2] if documents else None
+    # padding slots of a packed row: after the last real token, whose target (the first pad) is ignored
+    padding = None
+    if packing is not None:
+        padding = torch.zeros_like(inputs, dtype=torch.bool)
+        padding[:, 1:] = targets[:, :-1] == -100
+        padding = padding.cummax(dim=1).values  # the rest of the row is padding too
     _check_ids(source_arg, max(int(inputs.max()), int(targets.max())), enc)
 
     if as_json:
@@ -84,20 +103,38 @@ def command(source: Path | None, batch_size: int, max_length: int, stride: int, 
                     for row in rows]
 
         x, y = inputs.tolist(), targets.tolist()
-        click.echo(json.dumps({
+        result = {
             "source": name, "index": k, "num_batches": num_batches, "batch_size": batch_size,
             "max_length": max_length, "stride": stride, "shuffle": shuffle, "seed": seed, "drop_last": drop_last,
-            "inputs": x, "targets": y, "input_pieces": pieces(x), "target_pieces": pieces(y),
-        }, ensure_ascii=False))
+            "inputs": x, "targets": y, "input_pieces": pieces(x),
+            "target_pieces": [[p if t >= 0 else "" for p, t in zip(row, ts, strict=True)]
+                              for row, ts in zip(pieces([[max(t, 0) for t in r] for r in y]), y, strict=True)],
+        }
+        if documents:
+            result.update(position_ids=batch.position_ids.tolist(), document_ids=batch.document_ids.tolist(),
+                          cu_seqlens=batch.cu_seqlens.tolist(), max_seqlen=batch.max_seqlen)
+        if packing is not None:
+            result.update(packing=packing, pad_id=loader.pad_id, padding_fraction=loader.padding_fraction,
+                          cropped_fraction=loader.cropped_fraction, padding=padding.tolist())  # type: ignore[union-attr]
+        click.echo(json.dumps(result, ensure_ascii=False))
         return
     order = f"shuffled (seed {seed})" if shuffle and seed is not None else "shuffled" if shuffle else "in order"
-    for line in (f"batch {k:,} of batches 0 to {num_batches - 1:,} ({order}) from {name}",
-                 f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)}, int64;",
-                 "target[t] = input[t + 1]: the token to predict"):
+    header = [f"batch {k:,} of batches 0 to {num_batches - 1:,} ({order}) from {name}",
+              f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)}, int64;",
+              "target[t] = input[t + 1]: the token to predict"]
+    if packing is not None:
+        header[0] = f"packed batch {k:,} of 0 to {num_batches - 1:,} ({order}, packing={packing}) from {name}"
+        header.append(f"rows of max_length + 1 = {max_length + 1:,} tokens; padding {loader.padding_fraction:.2%} "
+                      f"of all slots (pad id {loader.pad_id}), {loader.cropped_fraction:.2%} of tokens cropped")
+    if documents:
+        header.append("pos: the position in its document; │ marks a document start"
+                      + ("; <pad> padding; -100 a target that is not learned" if packing is not None else ""))
+    for line in header:
         click.echo(textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False))
     click.echo()
     click.echo(format_batch(inputs, targets, enc, width=width, max_samples=samples,
-                            overflow="truncate" if truncate else "wrap"))
+                            overflow="truncate" if truncate else "wrap", position_ids=positions,
+                            padding=None if padding is None else padding.tolist()))
 
 
 def _check_ids(source: object, top: int, enc: Any) -> None:

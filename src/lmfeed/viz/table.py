@@ -57,6 +57,8 @@ def format_batch(
     width: int = 80,
     max_samples: int | None = None,
     overflow: Literal["wrap", "truncate"] = "wrap",
+    position_ids: Sequence[Sequence[int]] | None = None,
+    padding: Sequence[Sequence[bool]] | None = None,
 ) -> str:
     """The batch ``(B, T)`` as text blocks no wider than ``width`` columns.
 
@@ -68,11 +70,17 @@ def format_batch(
         overflow: what to do with positions that do not fit in ``width``: ``"wrap"`` (default) continues them in
             further blocks; ``"truncate"`` shows only the first block of each sample and ends with a note saying
             how many positions were left out.
+        position_ids: ``(B, T)`` positions in their documents: each column is headed ``pos p`` with them, and
+            ``│`` before a document start (a position 0 after the first column).
+        padding: ``(B, T)`` bool, True for padding slots: their input shows ``<pad>``. A target of -100 (not
+            learned: padding, or a crossing into the next document) shows as ``-100`` with no piece.
     """
     if overflow not in ("wrap", "truncate"):
         raise ValueError(f"Unknown overflow {overflow!r}. Choose one of: 'wrap', 'truncate'.")
     rows_in = [list(map(int, row)) for row in inputs]
     rows_out = [list(map(int, row)) for row in targets]
+    rows_pos = None if position_ids is None else [list(map(int, row)) for row in position_ids]
+    rows_pad = None if padding is None else [list(map(bool, row)) for row in padding]
     shown = len(rows_in) if max_samples is None else min(max_samples, len(rows_in))
     label = 10  # "  target  " column
     lines: list[str] = []
@@ -80,7 +88,12 @@ def format_batch(
     for b in range(shown):
         cells = []
         for j, (x, y) in enumerate(zip(rows_in[b], rows_out[b], strict=True)):
-            column = [f"pos {j}", str(x), visible_piece(enc, x), str(y), visible_piece(enc, y)]
+            head = f"pos {j}"
+            if rows_pos is not None:
+                p = rows_pos[b][j]
+                head = ("│" if p == 0 and j else "") + f"pos {p}"
+            piece_in = "<pad>" if rows_pad is not None and rows_pad[b][j] else visible_piece(enc, x)
+            column = [head, str(x), piece_in, str(y), visible_piece(enc, y) if y >= 0 else ""]
             cells.append((max(map(len, column)) + 2, column))
         start = 0
         while start < len(cells):
