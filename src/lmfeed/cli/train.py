@@ -57,6 +57,9 @@ def _peak_memory_mb() -> float:
 @click.option("--num-heads", type=int, default=None, help=f"Attention heads. [default: {_D.num_heads}]")
 @click.option("--context-length", type=int, default=None,
               help=f"T, the window length (windows do not overlap). [default: {_D.context_length}]")
+@click.option("--packing", type=click.Choice(["best_fit", "crop"]), default=None,
+              help="Train on packed rows of whole documents (best_fit: every token once per epoch; crop: nanochat's "
+                   "rows), each attending only within its document, positions from 0 in each. [default: windows]")
 @click.option("--dropout", type=float, default=None, help=f"Dropout while training. [default: {_D.dropout}]")
 @click.option("--batch-size", type=int, default=None,
               help=f"Windows per step (per rank under torchrun). [default: {_D.batch_size}]")

@@ -29,6 +29,7 @@ class TrainConfig:
     num_layers: int = 4
     num_heads: int = 4
     context_length: int = 128  # also the windows' max_length (and stride: windows do not overlap)
+    packing: str | None = None  # None: windows; "best_fit" | "crop": packed documents, attention masked to each
     dropout: float = 0.0
     tie_weights: bool = True
     # optimisation: AdamW, linear warm-up then cosine decay to lr / 10
@@ -59,6 +60,7 @@ class TrainConfig:
             as_int("warmup_steps", self.warmup_steps, minimum=0)
         as_probability("dropout", self.dropout)
         as_choice("device", self.device, ("auto", "cpu", "cuda"))
+        as_choice("packing", self.packing, (None, "best_fit", "crop"))
         for name, low in (("lr", 0.0), ("weight_decay", -1e-300), ("grad_clip", -1e-300)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \

@@ -54,7 +54,8 @@ CONFIG, METRICS = "config.json", "metrics.jsonl"
 # The settings that make the model's shape: resuming with any of them changed is refused, naming them.
 SHAPE_SETTINGS = ("tokenizer", "positional", "embed_dim", "num_layers", "num_heads", "context_length", "tie_weights")
 # The settings that decide each next step besides the shape: changed, the resumed run could not equal the other.
-_TRAJECTORY_SETTINGS = ("source", "dropout", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "seed")
+_TRAJECTORY_SETTINGS = ("source", "dropout", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "seed",
+                        "packing")
 
 
 @dataclasses.dataclass
@@ -268,8 +269,10 @@ def train(
     splits: Splits = training_splits(config.source, config.tokenizer)
     vocab_size = splits.tokenizer.n_vocab
     t = config.context_length
+    # packing: whole documents in rows, each attending only to itself, positions from 0 in each (DocumentBatch)
+    packed = {"packing": config.packing, "return_documents": True} if config.packing else {}
     train_loader = create_dataloader(splits.train, config.batch_size, t, t, shuffle=True, drop_last=True,
-                                     seed=config.seed, rank=rank, world_size=world_size, pin_memory=cuda)
+                                     seed=config.seed, rank=rank, world_size=world_size, pin_memory=cuda, **packed)
     val_loader = create_dataloader(splits.val, config.batch_size, t, t, shuffle=False, drop_last=False,
                                    rank=0, world_size=1, pin_memory=cuda)  # rank 0 evaluates all of it
 
@@ -364,10 +367,14 @@ def train(
     with _StopSignal() as stop_signal:
         while step < config.steps:
             with torch.random.fork_rng(devices=[]):  # the loader's pass starts draw nothing from the global RNG
-                inputs, targets, *_ = next(batches)
+                inputs, targets, *documents = next(batches)
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            masks = {}
+            if config.packing:  # DocumentBatch: (..., position_ids, document_ids, cu_seqlens, max_seqlen)
+                masks = {"position_ids": documents[0].to(device, non_blocking=True),
+                         "document_ids": documents[1].to(device, non_blocking=True)}
             with autocast():
-                _, loss = ddp_model(inputs, targets)
+                _, loss = ddp_model(inputs, targets, **masks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
