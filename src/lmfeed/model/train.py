@@ -270,7 +270,7 @@ def train(
     vocab_size = splits.tokenizer.n_vocab
     t = config.context_length
     # packing: whole documents in rows, each attending only to itself, positions from 0 in each (DocumentBatch)
-    packed = {"packing": config.packing, "return_documents": True} if config.packing else {}
+    packed: dict[str, Any] = {"packing": config.packing, "return_documents": True} if config.packing else {}
     train_loader = create_dataloader(splits.train, config.batch_size, t, t, shuffle=True, drop_last=True,
                                      seed=config.seed, rank=rank, world_size=world_size, pin_memory=cuda, **packed)
     val_loader = create_dataloader(splits.val, config.batch_size, t, t, shuffle=False, drop_last=False,
