@@ -78,7 +78,12 @@ def test_the_loader_serves_every_token_once_per_epoch(lengths, max_length, batch
                                return_documents=True)
     for epoch in range(2):
         seen = []
-        for inputs, targets, positions, document_ids, _, _ in loader:
+        for inputs, targets, positions, document_ids, cu, longest in loader:
+            runs = torch.ones_like(document_ids, dtype=torch.bool)  # brute force: a run begins where the id changes
+            runs[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
+            assert cu.tolist() == torch.nonzero(runs.reshape(-1)).flatten().tolist() + [inputs.numel()]
+            assert longest == int((cu[1:] - cu[:-1]).max())
+            assert (positions[runs] == 0).all() and (positions[~runs] > 0).all()
             for x, y in zip(inputs.tolist(), targets.tolist(), strict=True):
                 row = x + [y[-1]]
                 seen += [t for t in row if t not in (eot, pad, -100)]

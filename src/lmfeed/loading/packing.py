@@ -280,6 +280,11 @@ class PackedDataset(Dataset):
         self._pointers = packing.row_pointers
         self._fill = np.bincount(packing.rows, weights=packing.lengths, minlength=packing.num_rows).astype(np.int64)
         self._tile()
+        # rows that are one whole C-token piece (most rows of long documents): copied like plain windows, through a
+        # (N - C + 1, C) view of the stream, with no per-token index; -1 for the other rows
+        counts = np.diff(self._pointers)
+        whole = (counts == 1) & (self._fill == packing.capacity)
+        self._whole = np.where(whole, packing.sources[np.minimum(self._pointers[:-1], len(packing.sources) - 1)], -1)
         self.dropped_tokens = 0
 
     @property
@@ -336,36 +341,65 @@ class PackedDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> WindowBatch:
         chosen = np.asarray(indices, dtype=np.int64)
         batch, capacity = len(chosen), self.packing.capacity
-        lengths, starts, sources, ranks, real, last = self.layout(chosen)
-        flat = np.arange(batch * capacity, dtype=np.int64)
-        source = np.repeat(sources - starts, lengths)
-        source += flat  # each slot's offset in the stream: segments tile the rows, so one gather reads them all
-        padding = ~np.repeat(real, lengths).reshape(batch, capacity)
-        # padding slots read offsets past their segment start; clip keeps them inside a short stream (then pad_id)
-        rows = np.take(self.token_ids, source, mode="clip").reshape(batch, capacity)
+        whole = self._whole[chosen] >= 0
+        rows = np.empty((batch, capacity), dtype=self.token_ids.dtype)
+        positions = np.empty((batch, capacity), dtype=np.int64) if self._needs_positions else None
+        documents = np.empty((batch, capacity), dtype=np.int64) if self.return_documents else None
+        padding = None
+        if whole.any():
+            at = np.flatnonzero(whole)
+            view = np.lib.stride_tricks.sliding_window_view(self.token_ids, capacity)  # a view: no copy
+            rows[at] = view[self._whole[chosen[at]]]
+            if positions is not None:
+                positions[at] = np.arange(capacity)
+            if documents is not None:
+                documents[at] = 0
+        # each segment's length within the inputs (a row's last slot is a target only) and its row, for cu_seqlens
+        inner_lengths = [np.full(int(whole.sum()), capacity - 1, dtype=np.int64)]
+        inner_rows = [np.flatnonzero(whole)]
+        if not whole.all():
+            at = np.flatnonzero(~whole)
+            lengths, starts, sources, ranks, real, last = self.layout(chosen[at])
+            flat = np.arange(len(at) * capacity, dtype=np.int64)
+            source = np.repeat(sources - starts, lengths)
+            source += flat  # each slot's offset in the stream: segments tile the rows, so one gather reads them all
+            # padding slots read offsets past their segment start; clip keeps them inside a short stream (then pad_id)
+            rows[at] = np.take(self.token_ids, source, mode="clip").reshape(len(at), capacity)
+            if positions is not None:
+                positions[at] = (flat - np.repeat(starts, lengths)).reshape(len(at), capacity)
+            if documents is not None:
+                documents[at] = np.repeat(ranks, lengths).reshape(len(at), capacity)
+            if not real.all():
+                padding = np.zeros((batch, capacity), dtype=np.bool_)
+                padding[at] = ~np.repeat(real, lengths).reshape(len(at), capacity)
+            inside = lengths.copy()
+            inside[last] -= 1
+            inner_lengths.append(inside)
+            inner_rows.append(np.repeat(at, np.diff(np.append(0, last + 1))))
         inputs = rows[:, :-1].astype(np.int64)
         targets = rows[:, 1:].astype(np.int64)
-        inputs[padding[:, :-1]] = self.pad_id
-        targets[padding[:, 1:]] = IGNORE_INDEX
-        positions = documents = cu = None
-        if self.return_positions or self.return_documents or self.ignore_cross_document_targets:
-            positions = (flat - np.repeat(starts, lengths)).reshape(batch, capacity)
-            if self.ignore_cross_document_targets:
-                targets[positions[:, 1:] == 0] = IGNORE_INDEX
-            positions = np.ascontiguousarray(positions[:, :-1])
-        if self.return_documents:
-            documents = np.repeat(ranks, lengths).reshape(batch, capacity)[:, :-1].copy()
-            inside = lengths.copy()  # the segments' lengths within the inputs: each row's last slot is a target only
-            inside[last] -= 1
-            inside = inside[inside > 0]
-            cu = torch.from_numpy(np.append(0, np.cumsum(inside)).astype(np.int32))
+        if padding is not None:
+            inputs[padding[:, :-1]] = self.pad_id
+            targets[padding[:, 1:]] = IGNORE_INDEX
+        if self.ignore_cross_document_targets and positions is not None:
+            targets[positions[:, 1:] == 0] = IGNORE_INDEX
+        cu = None
+        if documents is not None:
+            lengths_in = np.concatenate(inner_lengths)
+            order = np.argsort(np.concatenate(inner_rows), kind="stable")  # batch order, segments in row order
+            lengths_in = lengths_in[order]
+            cu = torch.from_numpy(np.append(0, np.cumsum(lengths_in[lengths_in > 0])).astype(np.int32))
         return WindowBatch(
             torch.from_numpy(inputs), torch.from_numpy(targets),
             None if positions is None or not (self.return_positions or self.return_documents)
-            else torch.from_numpy(positions),
-            None if documents is None else torch.from_numpy(documents),
+            else torch.from_numpy(np.ascontiguousarray(positions[:, :-1])),
+            None if documents is None else torch.from_numpy(np.ascontiguousarray(documents[:, :-1])),
             documents=self.return_documents, cu_seqlens=cu,
         )
+
+    @property
+    def _needs_positions(self) -> bool:
+        return self.return_positions or self.return_documents or self.ignore_cross_document_targets
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         n = len(self)

@@ -73,7 +73,7 @@ def format_batch(
         position_ids: ``(B, T)`` positions in their documents: each column is headed ``pos p`` with them, and
             ``│`` before a document start (a position 0 after the first column).
         padding: ``(B, T)`` bool, True for padding slots: their input shows ``<pad>``. A target of -100 (not
-            learned: padding, or a crossing into the next document) shows as ``-100`` with no piece.
+            learned: padding, or a crossing into the next document) shows as ``-100`` over ``-``.
     """
     if overflow not in ("wrap", "truncate"):
         raise ValueError(f"Unknown overflow {overflow!r}. Choose one of: 'wrap', 'truncate'.")
@@ -93,7 +93,7 @@ def format_batch(
                 p = rows_pos[b][j]
                 head = ("│" if p == 0 and j else "") + f"pos {p}"
             piece_in = "<pad>" if rows_pad is not None and rows_pad[b][j] else visible_piece(enc, x)
-            column = [head, str(x), piece_in, str(y), visible_piece(enc, y) if y >= 0 else ""]
+            column = [head, str(x), piece_in, str(y), visible_piece(enc, y) if y >= 0 else "-"]
             cells.append((max(map(len, column)) + 2, column))
         start = 0
         while start < len(cells):
