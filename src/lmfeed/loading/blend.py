@@ -166,6 +166,9 @@ class MixtureDataset(Dataset):
         self.names = list(names)
         # plain windows from every source: each gathers its rows straight into one buffer, converted once
         self._plain = all(isinstance(s, SlidingWindowDataset) and s.plain for s in self.sources)
+        if self._plain:
+            self._dtype = np.result_type(*(s.token_ids.dtype for s in self.sources))
+            self._width = self.sources[0].max_length + 1
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.sources)
@@ -173,12 +176,12 @@ class MixtureDataset(Dataset):
     def __getitems__(self, rows: np.ndarray) -> WindowBatch:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
         if self._plain:
-            out = np.empty((len(rows), self.sources[0].max_length + 1),
-                           dtype=np.result_type(*(s.token_ids.dtype for s in self.sources)))
+            out = np.empty((len(rows), self._width), dtype=self._dtype)
+            chosen, items = rows[:, 0], rows[:, 1]
             for k, source in enumerate(self.sources):  # a few sources: no sort (np.unique) per batch
-                index = np.flatnonzero(rows[:, 0] == k)
+                index = np.flatnonzero(chosen == k)
                 if len(index):
-                    out[index] = source.chunk(source.window_starts(rows[index, 1]))
+                    out[index] = source.chunk(source.window_starts(items[index]))
             return WindowBatch(torch.from_numpy(out[:, :-1].astype(np.int64)),
                                torch.from_numpy(out[:, 1:].astype(np.int64)))
         parts = []
