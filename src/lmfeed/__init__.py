@@ -36,6 +36,10 @@ _EXPORTS = {
     "WindowLoader": "lmfeed.loading.loader",
     "create_dataloader": "lmfeed.loading.loader",
     "create_train_val_loaders": "lmfeed.loading.loader",
+    "DocumentBatch": "lmfeed.loading.batch",
+    "document_boundaries": "lmfeed.loading.documents",
+    "cu_seqlens": "lmfeed.loading.documents",
+    "document_causal_mask": "lmfeed.embeddings.masks",
     "TokenEmbedding": "lmfeed.embeddings",
     "LearnedPositionalEmbedding": "lmfeed.embeddings",
     "SinusoidalPositionalEmbedding": "lmfeed.embeddings",
@@ -72,6 +76,9 @@ if TYPE_CHECKING:
         TokenEmbedding as TokenEmbedding,
         TransformerXLPositions as TransformerXLPositions,
     )
+    from lmfeed.embeddings.masks import document_causal_mask as document_causal_mask
+    from lmfeed.loading.batch import DocumentBatch as DocumentBatch
+    from lmfeed.loading.documents import cu_seqlens as cu_seqlens, document_boundaries as document_boundaries
     from lmfeed.loading.loader import (
         WindowLoader as WindowLoader,
         create_dataloader as create_dataloader,
