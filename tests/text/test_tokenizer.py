@@ -86,3 +86,12 @@ def test_ranks_equal_tiktoken_s_own_loader_of_the_two_files():
     assert len(ranks) == 50256
     assert ranks == reference
     assert ranks[b" the"] == 262 and ranks[b"\n"] == 198 and ranks[bytes([0])] == 188
+
+
+def test_pinned_fingerprints_are_those_of_the_tokenizers_built_here():
+    # stores made with a registered tokenizer are recognised by the pinned value, without building it
+    from lmfeed.text.tokenizer import KNOWN_FINGERPRINTS, tokenizer_names, vocabulary_fingerprint
+
+    assert sorted(KNOWN_FINGERPRINTS) == tokenizer_names()
+    for name, fingerprint in KNOWN_FINGERPRINTS.items():
+        assert vocabulary_fingerprint(get_tokenizer(name)) == fingerprint

@@ -72,9 +72,11 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
 def _check_store_tokenizer(store: Any, tokenizer: Any) -> None:
     """A store is read only with the vocabulary it was made with: fingerprints compared, whatever the names say
     (two vocabularies both called ``gpt2`` are told apart; one tokenizer.json under two paths is one)."""
-    from lmfeed.text.tokenizer import vocabulary_fingerprint
+    from lmfeed.text.tokenizer import KNOWN_FINGERPRINTS, vocabulary_fingerprint
 
     made_with = store.metadata["tokenizer"]
+    if isinstance(tokenizer, str) and KNOWN_FINGERPRINTS.get(tokenizer) == made_with["fingerprint"]:
+        return  # a registered name whose pinned vocabulary made the store: no need to build it (time to first batch)
     enc = resolve_tokenizer(tokenizer)
     if vocabulary_fingerprint(enc) == made_with["fingerprint"]:
         return
