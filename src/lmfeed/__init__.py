@@ -21,10 +21,26 @@ Example (the seed's pipeline)::
     torch.Size([8, 4, 256])
 """
 
-from __future__ import annotations
+import signal as _signal  # first (no `from __future__`: its import is start-up time too)
+import sys as _sys
 
-import importlib
-from typing import TYPE_CHECKING, Any
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    """Ctrl-C while the ``lmfeed`` command is still importing: exit as a shell would (128 + SIGINT), no traceback."""
+    raise SystemExit(128 + signum)
+
+
+# Only for the `lmfeed` command, and only until lmfeed.cli has loaded (it puts the default handler back, so that
+# click and prepare's clean-up see KeyboardInterrupt as usual); `import lmfeed` in a program changes nothing.
+if (_sys.argv and str(_sys.argv[0]).replace("\\", "/").rsplit("/", 1)[-1] in ("lmfeed", "lmfeed.exe")
+        and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler):
+    try:
+        _signal.signal(_signal.SIGINT, _exit_quietly)
+    except ValueError:  # not the main thread
+        pass
+
+import importlib  # noqa: E402 - after the handler: these imports are the start-up it covers
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 # Public name -> module that defines it. Imported on first use, so that `import lmfeed` (and the `lmfeed` command's
 # start-up) does not pay for torch until a name that needs it is touched.

@@ -91,3 +91,37 @@ def test_batch_index_gathers_only_that_batch(tmp_path, monkeypatch, shuffle):
     assert np.array_equal(batches[-1][0].numpy(), np.array(json.loads(
         cli("batch", text, "--batch-size", 4, "--max-length", 8, "--stride", 8, "--index", len(batches) - 1,
             "--json", *shuffle).output)["inputs"]))
+
+
+# ---- item 29: Ctrl-C while the command starts ------------------------------------------------------------------
+
+_STARTING = """
+import os, signal, sys, time
+sys.argv[0] = {argv0!r}
+import lmfeed
+{then}
+"""
+
+
+def _python(code: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+
+
+def test_ctrl_c_while_the_command_starts_exits_quietly():
+    # the signal lands after `import lmfeed` and before lmfeed.cli is loaded: the command's start-up
+    done = _python(_STARTING.format(argv0="/usr/local/bin/lmfeed",
+                                    then="os.kill(os.getpid(), signal.SIGINT); time.sleep(30); import lmfeed.cli"))
+    assert (done.returncode, done.stderr) == (130, ""), done.stderr
+
+
+def test_once_started_ctrl_c_is_a_keyboard_interrupt_again_and_programs_are_untouched():
+    done = _python(_STARTING.format(argv0="/usr/local/bin/lmfeed", then=(
+        "import lmfeed.cli\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)")))
+    assert done.stdout == "True\n", done.stderr  # click's "Aborted!" and prepare's clean-up see KeyboardInterrupt
+    done = _python(_STARTING.format(argv0="train.py", then="print(signal.getsignal(signal.SIGINT) is "
+                                                           "signal.default_int_handler)"))
+    assert done.stdout == "True\n", done.stderr  # `import lmfeed` in a program changes nothing

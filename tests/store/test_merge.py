@@ -112,3 +112,41 @@ def test_export_refuses_uint32(tmp_path):
     with pytest.raises(ValueError, match="uint16 ids, but .* holds uint32"):
         export(TokenStore.open(store.path, tokenizer=big), tmp_path / "x.bin")
     assert not (tmp_path / "x.bin").exists()
+
+
+# ---- issue #15, item 17: merging more stores than the open-file limit allows --------------------------------------
+
+
+def _merge_under_limit(tmp_path, soft: int, hard: int):
+    import subprocess
+    import sys
+
+    lines = "".join(json.dumps({"text": f"document {i}"}) + "\n" for i in range(120))
+    (tmp_path / "c.jsonl").write_text(lines)
+    for i in range(40):
+        prepare([tmp_path / "c.jsonl"], tmp_path / f"s{i:02d}", workers=1, num_shards=40, shard_index=i)
+    code = ("import resource, sys\n"
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))\n"
+            "from lmfeed.cli import main\n"
+            "main()")
+    args = [sys.executable, "-c", code, "merge", *[str(tmp_path / f"s{i:02d}") for i in range(40)],
+            "-o", str(tmp_path / "m")]
+    return subprocess.run(args, capture_output=True, text=True, check=False), lines
+
+
+def test_forty_shards_merge_under_a_soft_limit_of_64_open_files(tmp_path):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 200:
+        pytest.skip("the hard limit on open files is too low here to raise the soft one")
+    done, _ = _merge_under_limit(tmp_path, 64, hard)
+    assert done.returncode == 0, done.stderr
+    assert TokenStore.open(tmp_path / "m").num_documents == 120
+
+
+def test_forty_shards_under_a_hard_limit_of_64_say_how_many_files_they_need(tmp_path):
+    done, _ = _merge_under_limit(tmp_path, 64, 64)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("Error: Merging 40 stores keeps about 112 files open (2 per store), but this "
+                                  "process may open at most 64 (ulimit -Hn). Raise the limit (ulimit -n 112")

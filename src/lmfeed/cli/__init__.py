@@ -23,6 +23,7 @@ _COMMANDS = {
     "info": "info",
     "merge": "merge",
     "export": "export",
+    "import": "import_bin",
     "train": "train",
     "generate": "generate",
     "train-tokenizer": "train_tokenizer",
@@ -85,6 +86,16 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _restore_interrupt() -> None:
+    """Put back Python's Ctrl-C (KeyboardInterrupt), which lmfeed/__init__.py held off while the command imported."""
+    import signal
+
+    from lmfeed import _exit_quietly
+
+    if signal.getsignal(signal.SIGINT) is _exit_quietly:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="lmfeed")
 def main() -> None:
@@ -93,3 +104,6 @@ def main() -> None:
     Start with `lmfeed demo`: the whole pipeline (tokens, windows, batches, embeddings) on the Python language
     reference that ships with every Python.
     """
+
+
+_restore_interrupt()  # last: everything above is the start-up that a Ctrl-C ends quietly

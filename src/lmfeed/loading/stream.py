@@ -41,6 +41,10 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
         path = Path(source)
         if path.is_dir():
             source = TokenStore.open(path)
+        elif path.suffix == ".bin":  # nanoGPT's train.bin or an llm.c shard: token ids, not text
+            from lmfeed.store.import_bin import read_token_file
+
+            source, _ = read_token_file(path)
         else:
             from lmfeed.text.sources import read_text
 

@@ -42,6 +42,11 @@ def _init_worker(tokenizer: Any, allow_special: bool, dtype: str, backend: Backe
         # the parent's SIGTERM-as-interrupt handler was inherited: the pool's terminate() must end us quietly
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # held while the pool forked us
+        # A killed parent leaves nobody reading our results: the next one we send would end in a BrokenPipeError
+        # traceback on the terminal. With SIGPIPE at its default the write ends us quietly instead, and on Linux
+        # the kernel kills us the moment the parent dies.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        _die_with_parent()
 
         def watch() -> None:
             while os.getppid() == parent:
@@ -49,6 +54,18 @@ def _init_worker(tokenizer: Any, allow_special: bool, dtype: str, backend: Backe
             os._exit(1)
 
         threading.Thread(target=watch, daemon=True).start()
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGKILL when the parent exits (``prctl(PR_SET_PDEATHSIG)``); elsewhere nothing
+    (the watch thread below still ends an orphan within a second)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 Task = list[tuple[int, str | RawRecord | RawRecords, bool, bool]]  # (part, text, starts_document, separator_before)

@@ -55,6 +55,8 @@ def export(store: TokenStore | str | os.PathLike[str], out: str | os.PathLike[st
         memmap([15496,   995], dtype=uint16)
     """
     format = as_choice("format", format, ("nanogpt", "llmc"))
+    if not isinstance(eot_after_last, bool):
+        raise TypeError(f"eot_after_last must be True or False, but got {eot_after_last!r}.")
     path = output_path(out, what="the .bin file to write")
     store = store if isinstance(store, TokenStore) else TokenStore.open(store)
     if eot_after_last and store.eot_id is None:

@@ -9,6 +9,7 @@ in the order given. Memory stays flat: ids are copied a block at a time.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,9 @@ def merge(inputs: Sequence[str | os.PathLike[str] | TokenStore], out: str | os.P
         out: the merged store's directory (must not exist unless ``force``).
         force: replace an existing store at ``out``.
 
+    Every input stays open while merging (two memory-mapped files each): when the soft limit on open files is too
+    low for that, it is raised towards the hard limit for this process, or an OSError says what to allow.
+
     Returns:
         The merged store, or ``TrainVal(train, val)`` for splits.
 
@@ -57,6 +61,7 @@ def merge(inputs: Sequence[str | os.PathLike[str] | TokenStore], out: str | os.P
     if any(splits) and not all(splits):
         raise ValueError("Some inputs are train/validation splits and some are single stores; merge like with like.")
     out_path = output_path(out)
+    _room_for_open_files(len(inputs))
     check_apart(out_path, [i.path if isinstance(i, TokenStore) else i for i in inputs], role="an input store")
     with staging_dir(out_path, force=force) as tmp:
         if all(splits):
@@ -72,6 +77,30 @@ def merge(inputs: Sequence[str | os.PathLike[str] | TokenStore], out: str | os.P
     if all(splits):
         return TrainVal(TokenStore.open(out_path / "train"), TokenStore.open(out_path / "val"))
     return TokenStore.open(out_path)
+
+
+_FILES_PER_STORE = 2  # tokens.npy and doc_starts.npy stay open (memory-mapped) while a store is read
+_SPARE_FILES = 32  # the writer's two files, the interpreter's own, a margin
+
+
+def _room_for_open_files(num_stores: int) -> None:
+    """Merging keeps every input open at once (shards interleave): raise the soft limit on open files towards the
+    hard one if that is needed, or say how many files it takes and how to allow them."""
+    need = _FILES_PER_STORE * num_stores + _SPARE_FILES
+    try:
+        import resource
+    except ImportError:  # not on a POSIX system: nothing to ask
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise OSError(errno.EMFILE,
+                      f"Merging {num_stores:,} stores keeps about {need:,} files open ({_FILES_PER_STORE} per store), "
+                      f"but this process may open at most {hard:,} (ulimit -Hn). Raise the limit (ulimit -n {need}, "
+                      "as root or in limits.conf), or merge fewer stores at a time (whole stores, not shards of one "
+                      "run, can be merged in groups).")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 
 
 def _what_decides_the_ids(store: TokenStore) -> dict[str, Any]:
