@@ -125,3 +125,13 @@ def test_once_started_ctrl_c_is_a_keyboard_interrupt_again_and_programs_are_unto
     done = _python(_STARTING.format(argv0="train.py", then="print(signal.getsignal(signal.SIGINT) is "
                                                            "signal.default_int_handler)"))
     assert done.stdout == "True\n", done.stderr  # `import lmfeed` in a program changes nothing
+
+
+def test_embed_from_a_closed_stdin_is_one_error_line():
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "from lmfeed.cli import main; main()", "embed", "-"],
+                          capture_output=True, text=True, check=False, preexec_fn=lambda: os.close(0))
+    assert done.returncode == 1 and done.stderr.startswith("Error: stdin ('-') is closed"), done.stderr

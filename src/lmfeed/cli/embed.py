@@ -47,6 +47,9 @@ def command(text: str, embed_dim: int, context_length: int, positional: Position
     num_values = as_int("values", num_values)
     as_seed("--seed", seed)
     max_tokens = as_int("max_tokens", max_tokens)
+    if text == "-" and (sys.stdin is None or sys.stdin.closed):  # `<&-`: Python sets sys.stdin to None
+        raise ValueError("stdin ('-') is closed: there is no text to read. Pipe it in (`echo Hello | lmfeed embed -`) "
+                         "or pass TEXT.")
     text = _strict_text(sys.stdin.buffer.read() if text == "-" else text, "stdin" if text == "-" else "TEXT")
     enc = get_tokenizer(tokenizer)
     eos = getattr(enc, "eos_name", None) or ENDOFTEXT
