@@ -40,6 +40,7 @@ def ids_bytes(store) -> bytes:
 documents = st.lists(st.text(st.characters(codec="utf-8"), max_size=40), min_size=1, max_size=12).filter(any)
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(docs=documents)
 def test_same_documents_same_bytes_in_every_container(tmp_path_factory, s3, docs):
