@@ -562,6 +562,8 @@ def measure_peers(corpus: Path, work: Path, rounds: int, batches: int) -> dict:
                 res["serve"].setdefault(f"{peer} {workers}", []).append(figures)
                 _log(f"  serve    {peer:<10} num_workers={workers}: first {figures['first_s'] * 1e3:,.0f} ms, "
                      f"{figures['tokens'] / figures['seconds'] / 1e6:,.1f} M tokens/s")
+        res["tokens"], res["excluded"], res["serve_batches"] = tokens, excluded, batches
+        (work / "results.json").write_text(json.dumps(res, indent=1))  # each round: --report-only reads it
     for peer in CONTENDERS:
         if peer in excluded:
             continue

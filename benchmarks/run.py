@@ -330,8 +330,10 @@ def measure(s: Settings) -> tuple[dict, dict]:
             for contender, options in contenders.items():
                 options = dict(options)
                 record(comparison, contender, loader_case(options.pop("case"), store, **options))
-    facts = {"corpus_bytes": corpus_bytes, "store_tokens": results["prepare"]["lmfeed-tiktoken"][-1]["tokens"],
-             "minutes": (time.perf_counter() - started) / 60}
+        facts = {"corpus_bytes": corpus_bytes, "store_tokens": results["prepare"]["lmfeed-tiktoken"][-1]["tokens"],
+                 "minutes": (time.perf_counter() - started) / 60, "rounds_done": r + 1}
+        # the raw figures of every round so far: `--report-only` makes the table again from them
+        (CACHE / f"core-{s.corpus_mb}mb-results.json").write_text(json.dumps({"results": results, "facts": facts}))
     return results, facts
 
 
@@ -536,7 +538,9 @@ def report(results: dict | None, facts: dict, s: Settings, command: str, peer_re
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory']} memory, Python {m['python']}; load average at "
         f"start {m['load']}, at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}. lmfeed {git_commit()}, "
-        f"{when}. Medians of {s.rounds} round(s), contenders alternating; the run took {facts['minutes']:.1f} min.",
+        f"{when}. Medians of {facts.get('rounds_done', s.rounds)} round(s) (the peers: "
+        f"{len(peer_results['limit']) if peer_results else 0}), contenders alternating; the run took "
+        f"{facts['minutes']:.1f} min.",
         "",
         f"Reproduce: `{command}`",
         "",
@@ -567,6 +571,8 @@ def main() -> None:
                              "benchmarks/.cache/results-quick.md, so a quick run never replaces the committed one)")
     parser.add_argument("--no-peers", action="store_true", help="skip litdata, datatrove, HF datasets and Mosaic")
     parser.add_argument("--peers-only", action="store_true", help="only the peer table")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the tables again from the raw figures the last run kept (its finished rounds)")
     parser.add_argument("--tiktoken-baseline", metavar="CORPUS", help=argparse.SUPPRESS)  # the baseline's process
     parser.add_argument("--runs-case", metavar="SIZES", help=argparse.SUPPRESS)  # the runs' process
     parser.add_argument("--records-baseline", metavar="CORPUS", help=argparse.SUPPRESS)  # the records' baseline
@@ -590,12 +596,20 @@ def main() -> None:
         f"load {machine_info['load']}")
     started = time.perf_counter()
     peer_results = None
-    if not args.no_peers:
+    if args.report_only:
+        kept = CACHE / f"peers-{s.peer_mb}mb" / "results.json"
+        peer_results = None if args.no_peers or not kept.exists() else json.loads(kept.read_text())
+        core = CACHE / f"core-{s.corpus_mb}mb-results.json"
+        results, facts = (None, {}) if args.peers_only or not core.exists() else json.loads(core.read_text()).values()
+        facts = dict(facts)
+        facts.setdefault("minutes", 0.0)
+    elif not args.no_peers:
         peers.install()
         corpus = bench_prepare.build_corpus(s.peer_mb, "jsonl")
         peer_results = peers.measure_peers(corpus, CACHE / f"peers-{s.peer_mb}mb", s.rounds, s.peer_batches)
-    results, facts = (None, {}) if args.peers_only else measure(s)
-    facts["minutes"] = (time.perf_counter() - started) / 60
+    if not args.report_only:
+        results, facts = (None, {}) if args.peers_only else measure(s)
+        facts["minutes"] = (time.perf_counter() - started) / 60
     command = "make bench" + (" QUICK=1" if args.quick else "")
     if args.corpus_mb or args.rounds or args.no_peers or args.peers_only:
         command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
