@@ -46,6 +46,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -524,6 +525,11 @@ def output_of(peer: str, work: Path) -> Path:
 
 def measure_peers(corpus: Path, work: Path, rounds: int, batches: int) -> dict:
     """Every row of the peer table, ``rounds`` times, contenders alternating (rotated each round)."""
+    return list(peer_rounds(corpus, work, rounds, batches))[-1]
+
+
+def peer_rounds(corpus: Path, work: Path, rounds: int, batches: int) -> Iterator[dict]:
+    """``measure_peers`` one round at a time: yields the figures so far after each (also kept in results.json)."""
     from lmfeed.store.format import TokenStore
 
     work.mkdir(parents=True, exist_ok=True)
@@ -562,19 +568,18 @@ def measure_peers(corpus: Path, work: Path, rounds: int, batches: int) -> dict:
                 res["serve"].setdefault(f"{peer} {workers}", []).append(figures)
                 _log(f"  serve    {peer:<10} num_workers={workers}: first {figures['first_s'] * 1e3:,.0f} ms, "
                      f"{figures['tokens'] / figures['seconds'] / 1e6:,.1f} M tokens/s")
+        for peer in CONTENDERS if r == 0 else ():  # once: no clock in it
+            if peer in excluded:
+                continue
+            for workers in (0, 2):
+                res["resume"][f"{peer} {workers}"] = _case(peer, ["resume", peer, "--out",
+                                                                  str(output_of(peer, work)), "--workers",
+                                                                  str(workers)])
+            _log(f"  resume   {peer:<10} {res['resume'][f'{peer} 0']} / {res['resume'][f'{peer} 2']}")
         res["tokens"], res["excluded"], res["serve_batches"] = tokens, excluded, batches
+        res["load_end"] = os.getloadavg()[0]
         (work / "results.json").write_text(json.dumps(res, indent=1))  # each round: --report-only reads it
-    for peer in CONTENDERS:
-        if peer in excluded:
-            continue
-        for workers in (0, 2):
-            res["resume"][f"{peer} {workers}"] = _case(peer, ["resume", peer, "--out", str(output_of(peer, work)),
-                                                              "--workers", str(workers)])
-        _log(f"  resume   {peer:<10} {res['resume'][f'{peer} 0']} / {res['resume'][f'{peer} 2']}")
-    res["load"].append(os.getloadavg()[0])
-    res["tokens"], res["excluded"], res["serve_batches"] = tokens, excluded, batches
-    (work / "results.json").write_text(json.dumps(res, indent=1))  # the raw figures, to read the table again
-    return res
+        yield res
 
 
 def _median(values: list[float]) -> float:
@@ -683,7 +688,7 @@ def peer_table(res: dict, corpus_mb: float) -> tuple[str, list[str], list[tuple[
         exact = all(res["resume"][f"lmfeed {w}"]["equal"] for w in (0, 2))
         targets.append(("resume after 10 batches exact for lmfeed", "exact" if exact else "differs",
                         "met" if exact else "**not met**"))
-    loads = ", ".join(f"{x:.1f}" for x in res["load"])
+    loads = ", ".join(f"{x:.1f}" for x in [*res["load"], res.get("load_end", res["load"][-1])])
     notes = [
         f"peers: a {corpus_mb:,.0f} MB JSON Lines corpus (the same stdlib text as above), {n:,} GPT-2 tokens in "
         f"lmfeed's store; {len(res['limit'])} round(s), contenders rotated each round, medians. One-minute load "

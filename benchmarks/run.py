@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,6 +291,11 @@ def comparisons(s: Settings, store_tokens: int) -> dict[str, dict[str, dict]]:
 
 def measure(s: Settings) -> tuple[dict, dict]:
     """Run every comparison ``s.rounds`` times, contenders alternating; returns (results, facts)."""
+    return list(core_rounds(s))[-1]
+
+
+def core_rounds(s: Settings) -> Iterator[tuple[dict, dict]]:
+    """``measure`` one round at a time: yields (results, facts) so far after each round."""
     started = time.perf_counter()
     corpus = bench_prepare.build_corpus(s.corpus_mb, "jsonl")
     corpus_bytes = sum(p.stat().st_size for p in corpus.glob("part-*"))
@@ -334,7 +340,7 @@ def measure(s: Settings) -> tuple[dict, dict]:
                  "minutes": (time.perf_counter() - started) / 60, "rounds_done": r + 1}
         # the raw figures of every round so far: `--report-only` makes the table again from them
         (CACHE / f"core-{s.corpus_mb}mb-results.json").write_text(json.dumps({"results": results, "facts": facts}))
-    return results, facts
+        yield results, facts
 
 
 # ------------------------------------------------------------------------------------------------------- table
@@ -603,12 +609,20 @@ def main() -> None:
         results, facts = (None, {}) if args.peers_only or not core.exists() else json.loads(core.read_text()).values()
         facts = dict(facts)
         facts.setdefault("minutes", 0.0)
-    elif not args.no_peers:
-        peers.install()
-        corpus = bench_prepare.build_corpus(s.peer_mb, "jsonl")
-        peer_results = peers.measure_peers(corpus, CACHE / f"peers-{s.peer_mb}mb", s.rounds, s.peer_batches)
-    if not args.report_only:
-        results, facts = (None, {}) if args.peers_only else measure(s)
+    else:  # round by round, the peers' then the core's, so that a run cut short still has both
+        rounds_of_peers = None
+        if not args.no_peers:
+            peers.install()
+            corpus = bench_prepare.build_corpus(s.peer_mb, "jsonl")
+            rounds_of_peers = peers.peer_rounds(corpus, CACHE / f"peers-{s.peer_mb}mb", s.rounds, s.peer_batches)
+        rounds_of_core = None if args.peers_only else core_rounds(s)
+        results, facts = None, {}
+        for _ in range(s.rounds):
+            if rounds_of_peers is not None:
+                peer_results = next(rounds_of_peers)
+            if rounds_of_core is not None:
+                results, facts = next(rounds_of_core)
+        facts = dict(facts)
         facts["minutes"] = (time.perf_counter() - started) / 60
     command = "make bench" + (" QUICK=1" if args.quick else "")
     if args.corpus_mb or args.rounds or args.no_peers or args.peers_only:
