@@ -30,7 +30,7 @@ from lmfeed._validate import as_choice, as_int, as_probability
 from lmfeed.embeddings._checks import as_id_tensor, check_position_shape, check_position_steps
 from lmfeed.embeddings.alibi import ALiBiBias
 from lmfeed.embeddings.kv_cache import KVCache
-from lmfeed.embeddings.masks import cu_seqlens_of, flex_block_mask
+from lmfeed.embeddings.masks import causal_allowed, cu_seqlens_of, flex_block_mask
 from lmfeed.embeddings.relative_key import RelativeKeyPositions
 from lmfeed.embeddings.rotary import RotaryEmbedding
 from lmfeed.embeddings.t5 import RelativePositionBias
@@ -235,13 +235,9 @@ class CausalSelfAttention(nn.Module):
                 k, v, query_positions.expand(batch, length), document_ids)
 
         allowed = None  # (B or 1, T, M + T) bool, None: plain causal over these T tokens
-        if past or document_ids is not None:
-            keys = torch.arange(past + length, device=x.device)
-            allowed = keys <= past + torch.arange(length, device=x.device)[:, None]  # (T, M + T): j <= M + i
-            if document_ids is not None and key_documents is not None:
-                allowed = allowed & (key_documents.unsqueeze(-2) == document_ids.unsqueeze(-1))
-        elif self.positional not in (None, "rope"):
-            allowed = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+        if past or document_ids is not None or self.positional not in (None, "rope"):
+            allowed = causal_allowed(length, past, device=x.device, document_ids=document_ids,
+                                     key_document_ids=key_documents)
         term = None  # the scheme's addition to the scaled logits, (H, T, M+T) or (B, H, T, M+T)
         if self.positional in ("alibi", "t5"):
             scheme = self.alibi if self.positional == "alibi" else self.t5

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["cu_seqlens_of", "document_causal_mask", "flex_attention_available", "flex_block_mask"]
+__all__ = ["causal_allowed", "cu_seqlens_of", "document_causal_mask", "flex_attention_available", "flex_block_mask"]
 
 
 def cu_seqlens_of(document_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -52,11 +52,28 @@ def document_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
         >>> document_causal_mask(torch.tensor([0, 0, 1])).int().tolist()
         [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
     """
-    length = document_ids.shape[-1]
-    causal = torch.ones(length, length, dtype=torch.bool, device=document_ids.device).tril()
-    same = document_ids.unsqueeze(-1) == document_ids.unsqueeze(-2)  # (..., T, T)
-    mask = same & causal
+    mask = causal_allowed(document_ids.shape[-1], device=document_ids.device, document_ids=document_ids)
     return mask if document_ids.dim() == 1 else mask.unsqueeze(1)
+
+
+def causal_allowed(length: int, past: int = 0, *, device: torch.device | str | None = None,
+                   document_ids: torch.Tensor | None = None,
+                   key_document_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean ``(T, M + T)`` (or ``(..., T, M + T)`` with ids): query i, after ``past`` cached keys, may attend key j.
+
+    The one definition of the document-causal rule: ``j <= past + i`` and, with ``document_ids``, the same document
+    (``key_document_ids`` ``(..., M + T)`` for the keys, default ``document_ids`` itself when nothing is cached).
+
+    Example:
+        >>> causal_allowed(2, 1).int().tolist()
+        [[1, 1, 0], [1, 1, 1]]
+    """
+    keys = torch.arange(past + length, device=device)
+    allowed = keys <= past + torch.arange(length, device=device)[:, None]  # (T, M + T): j <= M + i
+    if document_ids is not None:
+        keys_documents = document_ids if key_document_ids is None else key_document_ids
+        allowed = allowed & (keys_documents.unsqueeze(-2) == document_ids.unsqueeze(-1))
+    return allowed
 
 
 def flex_attention_available() -> bool:
