@@ -120,12 +120,18 @@ class RelativeKeyPositions(nn.Module):
             key_positions = torch.arange(length_k, device=q.device)
         if query_positions is None:
             query_positions = torch.arange(length_k - length_q, length_k, device=q.device)
-        if runs_of_positions(query_positions, key_positions):
+        # on CUDA, deciding the shift or reading the rows in use back (bool(), int()) is a device sync per forward:
+        # there the whole table is gathered from instead (the same values, no read-back)
+        on_device = q.device.type == "cuda"
+        if not on_device and runs_of_positions(query_positions, key_positions):
             return self._shifted(q, k, lowest_distance(length_q, length_k, allowed))
         index = self.index(query_positions, key_positions)  # (T_q, T_k) or (B, T_q, T_k)
         if allowed is not None:
             index = index.masked_fill(~allowed, self.max_distance - 1)  # distance 0: always in use (the diagonal)
-        low, high = int(index.min()), int(index.max())  # only these rows are read: R = high - low + 1
+        if on_device:
+            low, high = 0, self.weight.shape[0] - 1
+        else:
+            low, high = int(index.min()), int(index.max())  # only these rows are read: R = high - low + 1
         rows = self.weight[low : high + 1].to(q.dtype)  # (R, head_dim)
         index = (index - low).unsqueeze(-3)  # (B or 1, 1, T_q, T_k)
         batch, heads = q.shape[0], q.shape[1]
