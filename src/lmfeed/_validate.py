@@ -78,3 +78,12 @@ def as_seed(name: str, value: Any) -> int:
     example = f"{name} 123" if name.startswith("--") else f"{name}=123"
     return as_int(name, value, minimum=0, maximum=SEED_MAX,
                   fix=f"A seed is a whole number from 0 to 2**64 - 1 = {SEED_MAX:,}, e.g. {example}.")
+
+
+def check_heads(embed_dim: int, num_heads: int) -> None:
+    """Raise ValueError unless ``num_heads`` divides ``embed_dim`` (each head gets ``embed_dim / num_heads``)."""
+    if embed_dim % num_heads:
+        raise ValueError(
+            f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}; each head gets "
+            "embed_dim / num_heads dimensions. Pick num_heads among the divisors of embed_dim."
+        )

@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lmfeed._validate import as_choice, as_int, as_probability
+from lmfeed._validate import as_choice, as_int, as_probability, check_heads
 from lmfeed.embeddings._checks import as_id_tensor, check_position_shape, check_position_steps
 from lmfeed.embeddings.alibi import ALiBiBias
 from lmfeed.embeddings.kv_cache import KVCache
@@ -103,11 +103,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.embed_dim = as_int("embed_dim", embed_dim)
         self.num_heads = as_int("num_heads", num_heads)
-        if self.embed_dim % self.num_heads:
-            raise ValueError(
-                f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}; each head gets "
-                "embed_dim / num_heads dimensions. Pick num_heads among the divisors of embed_dim."
-            )
+        check_heads(self.embed_dim, self.num_heads)
         self.head_dim = self.embed_dim // self.num_heads
         self.positional = as_choice("positional", positional, SCHEMES)
         self.dropout = as_probability("dropout", dropout)

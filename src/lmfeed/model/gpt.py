@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmfeed._validate import as_choice, as_int, as_probability
+from lmfeed._validate import as_choice, as_int, as_probability, check_heads
 from lmfeed.embeddings import CausalSelfAttention, InputEmbedding, KVCache, positional_kinds
 from lmfeed.embeddings.input import POSITIONALS as ABSOLUTE_KINDS
 
@@ -120,11 +120,7 @@ class GPT(nn.Module):
         self.context_length = as_int("context_length", context_length)
         self.num_layers = as_int("num_layers", num_layers)
         self.num_heads = as_int("num_heads", num_heads)
-        if self.embed_dim % self.num_heads:
-            raise ValueError(
-                f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}; each head gets "
-                "embed_dim / num_heads dimensions. Pick num_heads among the divisors of embed_dim."
-            )
+        check_heads(self.embed_dim, self.num_heads)
         self.positional = as_choice("positional", positional, positional_kinds())
         self.dropout = as_probability("dropout", dropout)
         if not isinstance(tie_weights, bool):
