@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from lmfeed.text.sources import python_reference
@@ -10,10 +9,15 @@ from lmfeed.text.tokenizer import get_tokenizer
 
 
 def write_corpus(path: Path, *, batches: int = 5, batch_size: int = 4, max_length: int = 16) -> Path:
-    """Write a GPT-2 text whose first 90% (the training split of a text file) gives ``batches`` full batches."""
+    """Write a GPT-2 text whose training split (a text file's first ~90%) gives exactly ``batches`` full batches."""
+    from lmfeed.model.data import training_splits
+
     enc = get_tokenizer("gpt2")
     ids = enc.encode_ordinary("\n".join(python_reference()[:10]))
-    train_tokens = batches * batch_size * max_length + 1
-    total = math.ceil(train_tokens / 0.9) + 2
-    path.write_text(enc.decode(ids[:total]))
-    return path
+    n = int(batches * batch_size * max_length / 0.9)
+    while True:
+        path.write_text(enc.decode(ids[:n]))
+        windows = (len(training_splits(path, "gpt2").train) - max_length - 1) // max_length + 1
+        if windows // batch_size == batches:
+            return path
+        n += 8 if windows // batch_size < batches else -8

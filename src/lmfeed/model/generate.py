@@ -98,9 +98,10 @@ def generate(
 
 def run_tokenizer(tokenizer: str, run_dir: str | os.PathLike[str]) -> Any:
     """The tokenizer a run was trained with: a name or path, or ``bpe:N`` (the run's own ``tokenizer.json``)."""
+    from lmfeed.model.data import bpe_size
     from lmfeed.text.tokenizer import get_tokenizer
 
-    if tokenizer.startswith("bpe:"):
+    if bpe_size(tokenizer) is not None:
         path = Path(run_dir) / "tokenizer.json"
         if not path.is_file():
             raise FileNotFoundError(f"{str(run_dir)!r} was trained with its own BPE ({tokenizer}), but its "

@@ -266,7 +266,9 @@ def train(
     # -- data ----------------------------------------------------------------------------------------------------
     from lmfeed.loading.loader import create_dataloader
 
-    splits: Splits = training_splits(config.source, config.tokenizer)
+    splits: Splits = training_splits(config.source, config.tokenizer, run_dir=run_dir, write=master)
+    if world_size > 1:
+        dist.barrier()  # a trained BPE is saved by rank 0 before anyone reads the run directory
     vocab_size = splits.tokenizer.n_vocab
     t = config.context_length
     # packing: whole documents in rows, each attending only to itself, positions from 0 in each (DocumentBatch)
