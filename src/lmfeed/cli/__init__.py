@@ -28,6 +28,7 @@ _COMMANDS = {
     "generate": "generate",
     "train-tokenizer": "train_tokenizer",
     "tiktoken-cache": "tiktoken_cache",
+    "compare-positions": "compare_positions",
 }
 
 

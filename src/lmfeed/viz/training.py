@@ -26,7 +26,8 @@ import numpy as np
 
 from lmfeed.viz.plots import DPI, FIGSIZE, _as_array, _pyplot, _save, cosine_similarity_matrix, pca_2d
 
-__all__ = ["TRAINING_WORDS", "choose_words", "nearest_neighbours", "write_training_plots"]
+__all__ = ["TRAINING_WORDS", "choose_words", "length_comparison_table", "nearest_neighbours", "plot_length_comparison",
+           "write_training_plots"]
 
 TRAINING_WORDS: dict[str, tuple[str, ...]] = {
     "keywords": ("if", "else", "for", "while", "return", "def", "class", "import", "try", "with", "yield", "lambda"),
@@ -216,3 +217,51 @@ def write_training_plots(
         scores = (position_structure(pb), position_structure(pa))
         paths.append(_position_panels(pb, pa, scores, out / "position-embeddings.png", step))
     return paths
+
+
+def plot_length_comparison(results: Sequence[Any], path: str | os.PathLike[str], *, title: str | None = None) -> Path:
+    """Validation loss against evaluation length, one line per position scheme (Press et al. 2022, Figure 1).
+
+    Args:
+        results: :class:`lmfeed.model.compare.SchemeResult` rows (``scheme``, ``train_length``, ``losses``).
+        path: the PNG to write (800 x 500 pixels).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    markers = "osD^vP*Xh<>"
+    styles = ["-", "--", "-.", ":"]
+    for i, r in enumerate(results):
+        points = [(n, v) for n, v in sorted(r.losses.items()) if v is not None]
+        if not points:
+            continue
+        xs, ys = zip(*points, strict=True)
+        label = r.scheme + (" (no positions past T)" if len(points) == 1 else "")
+        ax.plot(xs, ys, marker=markers[i % len(markers)], ls=styles[i % len(styles)], ms=5, lw=1.4, label=label)
+    t = results[0].train_length
+    ax.axvline(t, color="tab:gray", lw=1, ls=":")
+    ax.annotate(f"trained at T = {t}", (t, 1), xycoords=("data", "axes fraction"), xytext=(4, -14),
+                textcoords="offset points", fontsize=8, color="tab:gray")
+    ax.set_xscale("log", base=2)
+    lengths = sorted({n for r in results for n in r.losses})
+    ax.set_xticks(lengths, [str(n) for n in lengths])
+    ax.set_xlabel("evaluation length L (tokens per window)")
+    ax.set_ylabel("validation loss (nats per token)")
+    ax.set_title(title or "Train short, test long: each scheme trained at T, evaluated at T .. 8T")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)
+
+
+def length_comparison_table(results: Sequence[Any]) -> str:
+    """The comparison as a Markdown table: one row per scheme, one column per evaluation length."""
+    lengths = sorted({n for r in results for n in r.losses})
+    t = results[0].train_length
+    head = "| scheme | " + " | ".join(f"L = {n}" + (" (T)" if n == t else f" ({n // t}T)") for n in lengths)
+    lines = [head + " | train loss |", "| --- |" + " ---: |" * (len(lengths) + 1)]
+    for r in results:
+        cells = [f"{r.losses[n]:.3f}" if r.losses.get(n) is not None else "n/a" for n in lengths]
+        train = f"{r.train_loss:.3f}" if r.train_loss is not None else ""
+        lines.append(f"| {r.scheme} | " + " | ".join(cells) + f" | {train} |")
+    if any(v is None for r in results for v in r.losses.values()):
+        lines += ["", "n/a: a learned table has one vector per position 0 .. T-1, so it cannot run past T."]
+    return "\n".join(lines) + "\n"
