@@ -13,9 +13,10 @@ from click.testing import CliRunner
 
 from lmfeed.cli import main
 from lmfeed.model.checkpoint import load_checkpoint
-from train_corpus import write_corpus
+from train_corpus import TOKENIZER, write_corpus
 
-TINY = ["--tokenizer", "gpt2", "--embed-dim", "16", "--num-layers", "1", "--num-heads", "2", "--context-length", "16",
+TINY = ["--tokenizer", TOKENIZER, "--embed-dim", "16", "--num-layers", "1", "--num-heads", "2",
+        "--context-length", "16",
         "--batch-size", "4", "--lr", "0.01", "--seed", "3", "--device", "cpu"]
 
 

@@ -14,7 +14,7 @@ import torch
 from lmfeed.model.baseline import position_structure, unigram_cross_entropy
 from lmfeed.model.checkpoint import CheckpointError, load_checkpoint
 from lmfeed.model.train import TrainConfig, train
-from train_corpus import write_corpus
+from train_corpus import TOKENIZER, write_corpus
 
 BATCHES_PER_EPOCH = 5
 
@@ -26,7 +26,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def tiny(corpus: Path, out: Path, **overrides) -> TrainConfig:
-    settings = {"source": str(corpus), "tokenizer": "gpt2", "embed_dim": 16, "num_layers": 2, "num_heads": 2,
+    settings = {"source": str(corpus), "tokenizer": TOKENIZER, "embed_dim": 16, "num_layers": 2, "num_heads": 2,
                 "context_length": 16, "batch_size": 4, "steps": 12, "lr": 1e-2, "dropout": 0.1,
                 "eval_every": 4, "log_every": 1, "seed": 7, "device": "cpu", "out_dir": str(out)}
     settings.update(overrides)
@@ -41,7 +41,7 @@ def test_the_fixture_makes_the_epoch_length_the_tests_rely_on(corpus, tmp_path):
     from lmfeed.loading.loader import create_dataloader
     from lmfeed.model.data import training_splits
 
-    splits = training_splits(str(corpus), "gpt2")
+    splits = training_splits(str(corpus), TOKENIZER)
     assert len(create_dataloader(splits.train, 4, 16, 16, drop_last=True)) == BATCHES_PER_EPOCH
 
 
@@ -118,7 +118,8 @@ def test_checkpoint_holds_everything_that_decides_the_next_step(corpus, tmp_path
     assert {"torch", "numpy", "python"} <= state["rng"][0].keys()
     assert state["loader"]["position"] == 4 * 4 and state["loader"]["epoch"] == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["embed_dim"] == 16 and config["vocab_size"] == 50257
+    assert config["embed_dim"] == 16 and config["vocab_size"] == 300
+    assert (tmp_path / "run" / "tokenizer.json").is_file()  # the run's own BPE, trained on its training split
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]  # no temporary file left
 
 

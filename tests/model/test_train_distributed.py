@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from lmfeed.model.checkpoint import load_checkpoint
-from train_corpus import write_corpus
+from train_corpus import TOKENIZER, write_corpus
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--tokenizer", "gpt2", "--embed-dim", "16", "--num-layers", "2", "--num-heads", "2", "--context-length", "16",
+TINY = ["--tokenizer", TOKENIZER, "--embed-dim", "16", "--num-layers", "2", "--num-heads", "2",
+        "--context-length", "16",
         "--batch-size", "4", "--lr", "0.01", "--eval-every", "4", "--log-every", "1", "--seed", "3", "--device", "cpu",
         "--no-plots"]
 

@@ -13,10 +13,14 @@ import click
 from lmfeed.model.config import TrainConfig
 
 # The full comparison (about 20-30 minutes on 2 CPU cores) and --quick (a few minutes).
-FULL = {"embed_dim": 128, "num_layers": 4, "num_heads": 4, "context_length": 64, "batch_size": 16, "steps": 300,
+FULL = {"embed_dim": 128, "num_layers": 3, "num_heads": 4, "context_length": 64, "batch_size": 16, "steps": 200,
         "eval_every": 100}
 QUICK = {"embed_dim": 64, "num_layers": 2, "num_heads": 4, "context_length": 32, "batch_size": 8, "steps": 60,
          "eval_every": 60}
+
+
+def _default(name: str) -> str:
+    return f"[default: {FULL[name]}; --quick {QUICK[name]}]"
 
 
 @click.command(name="compare-positions")
@@ -26,13 +30,13 @@ QUICK = {"embed_dim": 64, "num_layers": 2, "num_heads": 4, "context_length": 32,
               help="Directory for the table, the plot and one run per scheme (runs/SCHEME).")
 @click.option("--schemes", default=None, help="Comma-separated schemes. [default: every one lmfeed has]")
 @click.option("--quick", is_flag=True, help="A small model and few steps: a few minutes in all.")
-@click.option("--context-length", type=int, default=None, help="T, the training length. [default: 64; --quick 32]")
-@click.option("--steps", type=int, default=None, help="Training steps per scheme. [default: 300; --quick 60]")
-@click.option("--embed-dim", type=int, default=None, help="D. [default: 128; --quick 64]")
-@click.option("--num-layers", type=int, default=None, help="[default: 4; --quick 2]")
-@click.option("--num-heads", type=int, default=None, help="[default: 4]")
-@click.option("--batch-size", type=int, default=None, help="[default: 16; --quick 8]")
-@click.option("--tokenizer", default="bpe:8192", show_default=True, help="As for `lmfeed train`.")
+@click.option("--context-length", type=int, default=None, help=f"T, the training length. {_default('context_length')}")
+@click.option("--steps", type=int, default=None, help=f"Training steps per scheme. {_default('steps')}")
+@click.option("--embed-dim", type=int, default=None, help=f"D. {_default('embed_dim')}")
+@click.option("--num-layers", type=int, default=None, help=_default("num_layers"))
+@click.option("--num-heads", type=int, default=None, help=_default("num_heads"))
+@click.option("--batch-size", type=int, default=None, help=_default("batch_size"))
+@click.option("--tokenizer", default=TrainConfig.tokenizer, show_default=True, help="As for `lmfeed train`.")
 @click.option("--lr", type=float, default=None, help=f"[default: {TrainConfig.lr}]")
 @click.option("--seed", type=int, default=None, help=f"The same for every scheme. [default: {TrainConfig.seed}]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)

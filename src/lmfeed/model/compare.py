@@ -30,6 +30,8 @@ from lmfeed.model.gpt import GPT
 
 __all__ = ["SchemeResult", "compare_positions", "evaluate_lengths"]
 
+_FREE = ("out_dir", "eval_every", "log_every", "device", "minutes")  # may differ in a reused run
+
 logger = logging.getLogger(__name__)
 
 
@@ -124,7 +126,16 @@ def compare_positions(
         config = dataclasses.replace(base, positional=scheme, out_dir=str(run_dir))
         if on_scheme is not None:
             on_scheme(scheme, i, len(chosen))
-        done = (run_dir / CHECKPOINT).is_file() and load_checkpoint(run_dir)["step"] >= config.steps
+        done = False
+        if (run_dir / CHECKPOINT).is_file():
+            saved = load_checkpoint(run_dir)
+            asked = dataclasses.asdict(config).items()
+            differs = [f"{k}={saved['config'].get(k)!r} there, {v!r} asked" for k, v in asked
+                       if k not in _FREE and saved["config"].get(k) != v]
+            if differs:
+                raise ValueError(f"{str(run_dir)!r} holds a {scheme} run with other settings: {'; '.join(differs)}. "
+                                 "Use another --out for other settings; nothing was changed.")
+            done = saved["step"] >= config.steps
         result = None if done else train(config, resume=(run_dir / CHECKPOINT).is_file(), on_log=on_log)
         if result is not None and result.interrupted:
             raise KeyboardInterrupt  # Ctrl-C during a scheme: its checkpoint is saved; a re-run resumes it

@@ -22,7 +22,9 @@ class TrainConfig:
 
     # data
     source: str | None = None  # None: the default corpus; else a text file, a store or a split directory
-    tokenizer: str = "gpt2"  # a name or a tokenizer.json path for lmfeed.get_tokenizer
+    # a name or tokenizer.json path for lmfeed.get_tokenizer, or bpe:N, a byte-level BPE of N ids trained on the
+    # training split: GPT-2's 50,257-id output layer would be ~12x the work of bpe:4096's in a model this small
+    tokenizer: str = "bpe:4096"
     # model (the shape: a resumed run must keep these)
     positional: str = "learned"  # one of lmfeed.embeddings.positional_kinds()
     embed_dim: int = 128
@@ -33,15 +35,15 @@ class TrainConfig:
     dropout: float = 0.0
     tie_weights: bool = True
     # optimisation: AdamW, linear warm-up then cosine decay to lr / 10
-    batch_size: int = 16  # windows per step (per rank under torchrun)
-    steps: int = 400
+    batch_size: int = 8  # windows per step (per rank under torchrun)
+    steps: int = 300
     minutes: float | None = None  # stop (and save) after this much wall time, whatever the step
     lr: float = 3e-3
     warmup_steps: int | None = None  # default steps // 20
     weight_decay: float = 0.1
     grad_clip: float = 1.0  # 0 turns clipping off
     # bookkeeping
-    eval_every: int = 100
+    eval_every: int = 50
     log_every: int = 10
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda
