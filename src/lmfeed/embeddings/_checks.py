@@ -52,7 +52,7 @@ def as_id_tensor(name: str, ids: object, *, limit: int | None, limit_name: str, 
         # the device instead and a bad id fails the next synchronising call (a device-side assert with this text)
         ok = (ids >= 0) if limit is None else (ids >= 0) & (ids < limit)
         bound = f"[0, {limit_name}={limit:,})" if limit is not None else ">= 0"
-        torch._assert_async(ok.all(), f"{name} must be in {bound}, but holds an id outside it. {fix}")
+        assert_on_device(ok, f"{name} must be in {bound}, but holds an id outside it. {fix}")
         return ids
     low, high = int(ids.min()), int(ids.max())
     if low < 0:
@@ -63,6 +63,15 @@ def as_id_tensor(name: str, ids: object, *, limit: int | None, limit_name: str, 
             f"{_where(ids, ids >= limit)}. {fix}"
         )
     return ids
+
+
+def assert_on_device(ok: torch.Tensor, message: str) -> None:
+    """Check that ``ok`` (bool, on CUDA) is all True without reading it back: a device-side assert with ``message``.
+
+    Reading a value back (``int()``, ``bool()``, ``.item()``) would stall the CPU until the GPU catches up, every
+    forward; this fails the next synchronising call instead. CPU callers raise their full ValueError.
+    """
+    torch._assert_async(ok.all(), message)
 
 
 def check_relative_positions(relative_position: object) -> None:
@@ -171,6 +180,10 @@ def check_position_steps(position_ids: torch.Tensor, *, needed_by: str, offset: 
         return
     previous, current = position_ids[..., :-1], position_ids[..., 1:]
     bad = (current != previous + 1) & (current != 0)
+    if position_ids.device.type == "cuda":
+        assert_on_device(~bad, f"position_ids jump (a step that is neither +1 nor a restart at 0), but {needed_by} "
+                               "needs positions that count up by one. Leave position_ids=None.")
+        return
     if bool(bad.any()):
         where = _where(position_ids[..., 1:], bad)
         before = int(previous[where])
