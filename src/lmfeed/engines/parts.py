@@ -166,9 +166,6 @@ def _unit_blocks(task: PlannedTask, files: Sequence[InputFile], options: PartOpt
 
 # ---- writing a part ----------------------------------------------------------------------------------------------
 
-_encoders: dict[Any, Any] = {}
-
-
 def write_part(task: PlannedTask, files: Sequence[InputFile], options: PartOptions, parts: PartsLocation,
                key: str) -> PartResult:
     """Encode one task into part ``part-INDEX-KEY`` at ``parts`` (skipped when that part is already there, whole).
