@@ -546,7 +546,9 @@ def report(results: dict | None, facts: dict, s: Settings, command: str, peer_re
         f"start {m['load']}, at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}. lmfeed {git_commit()}, "
         f"{when}. Medians of {facts.get('rounds_done', s.rounds)} round(s) (the peers: "
         f"{len(peer_results['limit']) if peer_results else 0}), contenders alternating; the run took "
-        f"{facts['minutes']:.1f} min.",
+        f"{facts['minutes']:.1f} min."
+        + (" This report was written with `--report-only` from the figures of the rounds that finished before the "
+           "run was stopped." if facts.get("report_only") else ""),
         "",
         f"Reproduce: `{command}`",
         "",
@@ -609,6 +611,7 @@ def main() -> None:
         results, facts = (None, {}) if args.peers_only or not core.exists() else json.loads(core.read_text()).values()
         facts = dict(facts)
         facts.setdefault("minutes", 0.0)
+        facts["report_only"] = True
     else:  # round by round, the peers' then the core's, so that a run cut short still has both
         rounds_of_peers = None
         if not args.no_peers:
