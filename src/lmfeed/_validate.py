@@ -20,7 +20,8 @@ def as_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | Non
     if isinstance(value, bool) or not _is_integer(value):
         raise TypeError(
             f"{name} must be an integer, but got {value!r} ({type(value).__name__}). "
-            f"Pass a whole number{f' >= {minimum}' if minimum is not None else ''}, e.g. {name}=4."
+            f"Pass a whole number{f' >= {minimum}' if minimum is not None else ''}, "
+            f"e.g. {name}={_example(value, minimum, maximum)}."
         )
     number = operator.index(value)
     if minimum is not None and number < minimum:
@@ -30,6 +31,20 @@ def as_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | Non
         hint = fix or f"Use {name} <= {maximum:,}."
         raise ValueError(f"{name} must be at most {maximum:,}, but got {number:,}. {hint}")
     return number
+
+
+def _example(value: Any, minimum: int | None, maximum: int | None) -> int:
+    """A whole number inside [minimum, maximum] for the message: the value itself when it is one ('300', 300.0)."""
+    try:
+        whole = float(value)
+        example = int(whole) if whole.is_integer() and not isinstance(value, bool) else 4
+    except (TypeError, ValueError, OverflowError):
+        example = 4
+    if minimum is not None:
+        example = max(example, minimum)
+    if maximum is not None:
+        example = min(example, maximum)
+    return example
 
 
 def _is_integer(value: Any) -> bool:

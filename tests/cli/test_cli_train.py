@@ -63,7 +63,7 @@ def test_errors_are_one_line_and_change_nothing(trained, tmp_path):
         (["train", str(corpus), "-o", str(out), *TINY], "already holds a run"),
         (["train", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "r")], "No such file"),
         (["train", "--positional", "nope", "-o", str(tmp_path / "r")], "Unknown positional 'nope'"),
-        (["generate", str(tmp_path / "nowhere")], "nothing to resume"),
+        (["generate", str(tmp_path / "nowhere")], "nothing to generate from"),
     ]
     for args, message in cases:
         result = run(*args)

@@ -81,8 +81,10 @@ def save_checkpoint(run_dir: str | os.PathLike[str], state: dict[str, Any]) -> P
 _REQUIRED = ("config", "model", "optimizer", "schedule", "loader", "rng", "step", "tokens_seen")
 
 
-def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def load_checkpoint(run_dir: str | os.PathLike[str], *, purpose: str = "resume") -> dict[str, Any]:
     """Read ``run_dir/checkpoint.pt`` on the CPU, checking that it is whole and is lmfeed's.
+
+    ``purpose`` ("resume" or "generate from") is what a missing checkpoint's message says there is nothing to do.
 
     Raises:
         FileNotFoundError: no run directory, or no checkpoint in it (the message says how to start a run).
@@ -93,8 +95,9 @@ def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     path = run / CHECKPOINT
     if not path.is_file():
         where = "has no checkpoint.pt" if run.is_dir() else "does not exist"
-        raise FileNotFoundError(f"{str(run)!r} {where}, so there is nothing to resume. Start a run with "
-                                f"`lmfeed train -o {run}` (without --resume).")
+        how = " (without --resume)" if purpose == "resume" else ", then pass that directory"
+        raise FileNotFoundError(f"{str(run)!r} {where}, so there is nothing to {purpose}. Start a run with "
+                                f"`lmfeed train -o {run}`{how}.")
     try:
         # weights_only: a checkpoint is tensors, numbers and strings; loading one runs no code
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -116,7 +116,7 @@ def load_run(run_dir: str | os.PathLike[str], *, device: str | torch.device = "c
     Raises:
         FileNotFoundError: no run or no checkpoint there. CheckpointError: a damaged checkpoint.
     """
-    state = load_checkpoint(run_dir)
+    state = load_checkpoint(run_dir, purpose="generate from")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in state["config"].items() if k in known})
     tokenizer = run_tokenizer(config.tokenizer, run_dir)
