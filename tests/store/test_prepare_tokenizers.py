@@ -146,6 +146,16 @@ def test_create_dataloader_takes_a_tokenizer_json(tmp_path, docs, bpe_path):
     assert next(iter(loader))[0][0].tolist() == store.tokens[:8].tolist()
 
 
+def test_a_store_made_with_a_tokenizer_json_loads_without_naming_it_again(tmp_path, docs, bpe_path):
+    # The default tokenizer is the store's own: prepare --tokenizer X, then create_dataloader(Path(store)) just works
+    store = prepare(write_docs(tmp_path / "in", docs[:4]), tmp_path / "s", tokenizer=bpe_path, workers=1)
+    loader = create_dataloader(store.path, batch_size=2, max_length=8, stride=8, shuffle=False)
+    assert next(iter(loader))[0][0].tolist() == store.tokens[:8].tolist()
+    # raw text still means GPT-2's ids by default, as in the seed
+    text_loader = create_dataloader(docs[0], batch_size=1, max_length=4, stride=4, shuffle=False)
+    assert next(iter(text_loader))[0][0].tolist() == get_tokenizer("gpt2").encode(docs[0])[:4]
+
+
 def test_a_store_is_read_only_with_its_own_vocabulary(tmp_path, docs, bpe_path):
     store = prepare(write_docs(tmp_path / "in", docs[:3]), tmp_path / "s", tokenizer=bpe_path, workers=1)
     with pytest.raises(ValueError, match="has another vocabulary"):

@@ -315,7 +315,7 @@ def create_dataloader(
     drop_last: bool = True,
     num_workers: int = 0,
     *,
-    tokenizer: Any = "gpt2",
+    tokenizer: Any = None,
     backend: Literal["auto", "tiktoken", "fastokens"] = "auto",
     seed: int | None = None,
     sampling: Literal["windows", "random"] = "windows",
@@ -349,7 +349,9 @@ def create_dataloader(
         drop_last: drop the last incomplete batch (and under distributed, the windows that do not divide evenly
             among ranks; without it they are padded by repeating windows from the start of the order).
         num_workers: worker processes, as in ``DataLoader``. 0 loads in the main process.
-        tokenizer: tokenizer name or ``tiktoken.Encoding`` for text sources. Default ``"gpt2"``.
+        tokenizer: a tokenizer name, ``tokenizer.json`` or tiktoken file path, or a tokenizer object. Default None:
+            a store is read with the tokenizer that made it, text and ids with ``"gpt2"``. Given with a store, it
+            must be the store's own vocabulary (fingerprints compared), else a ValueError names both.
         backend: what encodes text sources (:mod:`lmfeed.text.backends`; the ids are tiktoken's either way):
             ``"auto"`` takes the fast exact backend for long texts when it is installed and passes its self-check.
         seed: makes shuffling and random sampling reproducible and independent of the global RNG.

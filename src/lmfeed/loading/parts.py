@@ -40,7 +40,7 @@ class LoaderOptions:
 
     max_length: int
     stride: int
-    tokenizer: Any = "gpt2"
+    tokenizer: Any = None  # None: a store's own; "gpt2" for text and ids
     backend: str = "auto"
     sampling: str = "windows"
     respect_documents: bool = False

@@ -24,14 +24,15 @@ __all__ = ["load_token_ids"]
 _FAST_TEXT_CHARS = 4 << 20
 
 
-def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = True,
+def load_token_ids(source: Any, *, tokenizer: Any = None, need_eot: bool = True,
                    backend: Backend = "auto") -> tuple[np.ndarray, dict[str, Any]]:
     """The 1-D token stream of ``source`` and what is known about it (``eot_id``, ``doc_starts``, ``reopen``, and how
     documents are marked: ``separator`` ``"eos"``/``"bos"``/``"none"`` with its ``separator_id``).
 
     ``source``: raw text (``str``), a text file path, a token store or its directory, or integer ids.
     Raw text and text files are one text encoded with ``allowed_special={"<|endoftext|>"}``, as the seed does.
-    For ids, the tokenizer is built only when ``need_eot`` asks for its end-of-text id. ``backend`` encodes text
+    ``tokenizer`` None reads a store with the tokenizer that made it and text or ids with GPT-2's; a tokenizer given
+    with a store must have the store's vocabulary. For ids, the tokenizer is built only when ``need_eot`` asks for its end-of-text id. ``backend`` encodes text
     (``lmfeed.text.backends``; the ids are tiktoken's either way): ``"auto"`` (default) takes fastokens only for texts
     of 4 Mi characters or more, where its load time pays off.
     """
@@ -55,6 +56,8 @@ def load_token_ids(source: Any, *, tokenizer: Any = "gpt2", need_eot: bool = Tru
         return store.tokens, {"eot_id": store.eot_id, "doc_starts": store.doc_starts,
                               "separator": store.separator, "separator_id": store.separator_id,
                               "reopen": StoreReopener(store)}
+    if tokenizer is None:
+        tokenizer = "gpt2"  # text and ids: the seed's tokenizer
     if isinstance(source, str):
         enc = resolve_tokenizer(tokenizer)
         if backend == "auto" and len(source) < _FAST_TEXT_CHARS:
@@ -78,6 +81,8 @@ def _check_store_tokenizer(store: Any, tokenizer: Any) -> None:
     (two vocabularies both called ``gpt2`` are told apart; one tokenizer.json under two paths is one)."""
     from lmfeed.text.tokenizer import KNOWN_FINGERPRINTS, vocabulary_fingerprint
 
+    if tokenizer is None:
+        return  # read with its own vocabulary: the store's metadata already holds the separator and ids it needs
     made_with = store.metadata["tokenizer"]
     if isinstance(tokenizer, str) and KNOWN_FINGERPRINTS.get(tokenizer) == made_with["fingerprint"]:
         return  # a registered name whose pinned vocabulary made the store: no need to build it (time to first batch)
