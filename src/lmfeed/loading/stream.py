@@ -32,9 +32,9 @@ def load_token_ids(source: Any, *, tokenizer: Any = None, need_eot: bool = True,
     ``source``: raw text (``str``), a text file path, a token store or its directory, or integer ids.
     Raw text and text files are one text encoded with ``allowed_special={"<|endoftext|>"}``, as the seed does.
     ``tokenizer`` None reads a store with the tokenizer that made it and text or ids with GPT-2's; a tokenizer given
-    with a store must have the store's vocabulary. For ids, the tokenizer is built only when ``need_eot`` asks for its end-of-text id. ``backend`` encodes text
-    (``lmfeed.text.backends``; the ids are tiktoken's either way): ``"auto"`` (default) takes fastokens only for texts
-    of 4 Mi characters or more, where its load time pays off.
+    with a store must have the store's vocabulary. For ids, the tokenizer is built only when ``need_eot`` asks for
+    its end-of-text id. ``backend`` encodes text (``lmfeed.text.backends``; the ids are tiktoken's either way):
+    ``"auto"`` (default) takes fastokens only for texts of 4 Mi characters or more, where its load time pays off.
     """
     from lmfeed.store.format import TokenStore
 
