@@ -166,6 +166,38 @@ def test_killed_run_leaves_nothing_that_opens_and_rerun_succeeds(tmp_path, worke
     assert not staging.exists()  # the next run removed what the killed one left
 
 
+def test_a_forked_child_does_not_keep_a_dead_runs_lock(tmp_path):
+    # A run that dies (os._exit: no clean-up, as after SIGKILL) while a forked child of it (an encode worker) still
+    # lives: the child must not hold the run's lock, or the next run would take the dead run for a live one.
+    script = f"""
+import os, sys, time
+from pathlib import Path
+from lmfeed.store.writer import staging_dir
+with staging_dir(Path({str(tmp_path / "out")!r}), force=False) as tmp:
+    child = os.fork()
+    if child == 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 1)
+        os.dup2(null, 2)  # let the parent's output end while this child lives on
+        time.sleep(30)
+        os._exit(0)
+    print(child, tmp.parent, flush=True)
+    os._exit(0)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    child, run = proc.stdout.split()
+    try:
+        import fcntl
+
+        fd = os.open(Path(run) / ".lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while the child holds it
+        finally:
+            os.close(fd)
+    finally:
+        os.kill(int(child), signal.SIGKILL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_cleans_up(tmp_path, sig):

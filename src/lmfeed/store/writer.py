@@ -219,6 +219,21 @@ _ASIDE = "old"  # where a --force run without an atomic swap moves the old store
 _NO_LOCK_GRACE_S = 3600.0  # a staging directory with no lock file yet is being created (or was left mid-mkdir)
 
 
+# Lock descriptors this process holds. A forked child (an encode worker) would share the lock through its copy of
+# the descriptor and keep a killed run looking alive until it exits too: children close their copies at once.
+_HELD_LOCKS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 def _try_lock(fd: int) -> bool:
     """Take an exclusive flock without waiting; False if another process (in any PID namespace, on any host whose
     file system supports it) holds it."""
@@ -309,6 +324,7 @@ def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
     try:
         lock = os.open(run / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         _try_lock(lock)  # a new file: nobody else can hold it
+        _HELD_LOCKS.add(lock)
         tmp = run / _CONTENT
         yield tmp
         _fsync_dir(tmp)
@@ -342,6 +358,7 @@ def staging_dir(out: Path, *, force: bool) -> Iterator[Path]:
     finally:
         shutil.rmtree(run, ignore_errors=True)
         if lock >= 0:
+            _HELD_LOCKS.discard(lock)
             os.close(lock)
 
 
