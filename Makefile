@@ -29,7 +29,7 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-# lmfeed against its peers (benchmarks/run.py; ~12 min on 2 cores, QUICK=1 under 3 min). The seed's package would
+# lmfeed against its peers (benchmarks/run.py, then each issue's own bench_*.py; ~12 min on 2 cores, QUICK=1 under 3 min). The seed's package would
 # pull a CUDA torch and TensorFlow with its dependencies: it is installed without them (it needs only torch and
 # tiktoken). litdata, datatrove and Mosaic streaming go into their own folders under benchmarks/.peers/ (pip --target,
 # --no-deps, pinned in benchmarks/peers.py), never into .venv: torch stays the CPU 2.13.0 and numpy the project's.
@@ -39,6 +39,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/peers.py --install
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
 	$(BIN)/python benchmarks/bench_corpora.py $(if $(QUICK),--quick)
+	$(BIN)/python benchmarks/bench_train.py $(if $(QUICK),--quick)
+	$(BIN)/python benchmarks/bench_attention.py $(if $(QUICK),--rounds 1 --steps 1)
+	$(BIN)/python benchmarks/bench_documents.py $(if $(QUICK),--quick)
+	$(BIN)/python benchmarks/bench_ray.py $(if $(QUICK),--corpus-mb 20 --rounds 1)
 
 clean:
 	rm -rf $(VENV) lmfeed-demo
