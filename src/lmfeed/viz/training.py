@@ -17,7 +17,6 @@ occur in the training split; without enough of them, the most frequent word toke
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -90,13 +89,9 @@ def nearest_neighbours(table: Any, query: Sequence[int], candidates: np.ndarray,
 
 
 def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from lmfeed.model.train import _write_whole  # the run directory's one atomic text write
+
+    _write_whole(path, text)
     return path
 
 
