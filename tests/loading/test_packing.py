@@ -182,3 +182,75 @@ def test_short_documents_are_never_skipped_silently(caplog):
     assert "packing='best_fit'" in caplog.text and f"{loader.dataset.dropped_tokens:,}" in caplog.text
     packed = create_dataloader(text, batch_size=1, max_length=16, packing="best_fit", respect_documents=True)
     assert packed.dataset.dropped_tokens == 0
+
+
+def reference_rows(ids, packing, pad):
+    """Rows, positions, document numbers and padding of a packing, written plainly segment by segment."""
+    capacity = packing.capacity
+    rows = np.full((packing.num_rows, capacity), pad, dtype=np.int64)
+    positions = np.zeros_like(rows)
+    documents = np.zeros_like(rows)
+    padded = np.ones_like(rows, dtype=bool)
+    for r in range(packing.num_rows):
+        segments = [k for k in range(len(packing.rows)) if packing.rows[k] == r]
+        for rank, k in enumerate(sorted(segments, key=lambda k: packing.slots[k])):
+            slot, n, source = int(packing.slots[k]), int(packing.lengths[k]), int(packing.sources[k])
+            rows[r, slot:slot + n] = ids[source:source + n]
+            positions[r, slot:slot + n] = np.arange(n)
+            documents[r, slot:slot + n] = rank
+            padded[r, slot:slot + n] = False
+        fill = int((~padded[r]).sum())
+        positions[r, fill:] = np.arange(capacity - fill)  # the padding is one more segment of its own
+        documents[r, fill:] = len(segments)
+    return rows, positions, documents, padded
+
+
+@settings(max_examples=80, deadline=None)
+@given(documents, st.integers(1, 12), st.sampled_from(["best_fit", "crop"]), st.booleans(), st.booleans())
+def test_every_packed_row_holds_its_segments_in_place(lengths, max_length, mode, documents_too, ignore_cross):
+    from lmfeed.loading.packing import PackedDataset
+
+    ids = np.where(corpus(lengths) == SEP, 60_000, corpus(lengths)).astype(np.uint32)
+    starts, spans = document_spans(ids, separator="eos", separator_id=60_000)
+    packing = pack_best_fit(starts, spans, max_length) if mode == "best_fit" else pack_crop(starts, spans, max_length)
+    if packing.num_rows == 0:
+        return
+    pad = 59_999
+    dataset = PackedDataset(ids, packing, pad_id=pad, return_positions=True, return_documents=documents_too,
+                            ignore_cross_document_targets=ignore_cross)
+    rows, positions, docs, padded = reference_rows(ids, packing, pad)
+    order = np.random.default_rng(max_length).permutation(packing.num_rows)
+    for chunk in np.array_split(order, max(1, packing.num_rows // 3)):
+        batch = dataset.__getitems__(chunk.tolist())
+        want_targets = np.where(padded[chunk, 1:], -100, rows[chunk, 1:])
+        if ignore_cross:
+            want_targets[positions[chunk, 1:] == 0] = -100
+        assert batch.inputs.tolist() == rows[chunk, :-1].tolist()
+        assert batch.targets.tolist() == want_targets.tolist()
+        assert batch.position_ids.tolist() == positions[chunk, :-1].tolist()
+        if documents_too:
+            assert batch.document_ids.tolist() == docs[chunk, :-1].tolist()
+
+
+def test_a_memory_mapped_packing_reopens_its_map_and_serves_the_same_rows(tmp_path, monkeypatch):
+    import lmfeed.loading.packing as packing_module
+    from lmfeed.loading.packing import PackedDataset
+
+    ids = np.where(corpus([30, 7, 50, 3, 12]) == SEP, 60_000, corpus([30, 7, 50, 3, 12])).astype(np.uint16)
+    path = tmp_path / "ids.bin"
+    ids.tofile(path)
+    opened = []
+
+    def reopen():
+        opened.append(1)
+        return np.memmap(path, dtype=np.uint16, mode="r")
+
+    starts, spans = document_spans(ids, separator="eos", separator_id=60_000)
+    packing = pack_best_fit(starts, spans, 16)
+    plain = PackedDataset(ids, packing, pad_id=0)
+    mapped = PackedDataset(reopen(), packing, pad_id=0, reopen=reopen)
+    monkeypatch.setattr(packing_module, "_REOPEN_AFTER_BYTES", 40)  # every second batch reopens the map
+    for r in range(packing.num_rows):
+        a, b = plain.__getitems__([r]), mapped.__getitems__([r])
+        assert a.inputs.tolist() == b.inputs.tolist() and a.targets.tolist() == b.targets.tolist()
+    assert len(opened) > 2

@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 
 from lmfeed.loading.batch import WindowBatch
 from lmfeed.loading.documents import IGNORE_INDEX
+from lmfeed.loading.windows import _REOPEN_AFTER_BYTES
 
 __all__ = ["PackedDataset", "Packing", "pack_best_fit", "pack_crop"]
 
@@ -269,7 +270,6 @@ class PackedDataset(Dataset):
     def __init__(self, token_ids: np.ndarray, packing: Packing, *, pad_id: int, return_positions: bool = False,
                  return_documents: bool = False, ignore_cross_document_targets: bool = False,
                  reopen: Callable[[], np.ndarray] | None = None) -> None:
-        self.token_ids = token_ids
         self.packing = packing
         self.max_length = packing.capacity - 1
         self.pad_id = int(pad_id)
@@ -277,15 +277,24 @@ class PackedDataset(Dataset):
         self.return_documents = return_documents
         self.ignore_cross_document_targets = ignore_cross_document_targets
         self._reopen = reopen
+        self._set_ids(token_ids)
         self._pointers = packing.row_pointers
         self._fill = np.bincount(packing.rows, weights=packing.lengths, minlength=packing.num_rows).astype(np.int64)
         self._tile()
-        # rows that are one whole C-token piece (most rows of long documents): copied like plain windows, through a
-        # (N - C + 1, C) view of the stream, with no per-token index; -1 for the other rows
+        # rows that are one whole C-token piece (most rows of long documents) are gathered like plain windows, through
+        # a (N - C + 1, C) view of the stream; the others are gathered from offset 0 and then filled segment by segment
         counts = np.diff(self._pointers)
-        whole = (counts == 1) & (self._fill == packing.capacity)
-        self._whole = np.where(whole, packing.sources[np.minimum(self._pointers[:-1], len(packing.sources) - 1)], -1)
+        self._whole = (counts == 1) & (self._fill == packing.capacity)
+        self._row_starts = np.where(
+            self._whole, packing.sources[np.minimum(self._pointers[:-1], len(packing.sources) - 1)], 0)
         self.dropped_tokens = 0
+
+    def _set_ids(self, ids: np.ndarray) -> None:
+        self.token_ids = ids
+        self._gathered_bytes = 0
+        capacity = self.packing.capacity
+        # (N - C + 1, C) view of the stream (no copy): a whole row is one row of it, as for plain windows
+        self._windows = np.lib.stride_tricks.sliding_window_view(ids, capacity) if len(ids) >= capacity else None
 
     @property
     def num_tokens(self) -> int:
@@ -304,7 +313,8 @@ class PackedDataset(Dataset):
 
     def _tile(self) -> None:
         """Every row's segments with its padding as one more segment, in order (row, slot), so that they tile the
-        rows; computed once, so that a batch's layout is a handful of gathers."""
+        rows: ``_table`` ``(segments, 5)`` int64 of (length, slot, source, rank within the row, real), and ``_tiles``
+        ``(num_rows + 1,)`` pointers into it; computed once, so that a row's layout is one slice of it."""
         p, capacity = self.packing, self.packing.capacity
         counts = np.diff(self._pointers)
         room = capacity - self._fill
@@ -313,89 +323,79 @@ class PackedDataset(Dataset):
         before = np.cumsum(per_row) - per_row  # where each row's segments begin in the tiling
         within = np.arange(len(p.lengths)) - np.repeat(np.cumsum(counts) - counts, counts)
         total = int(per_row.sum())
-        self._tiles = np.append(before, total)  # (num_rows + 1,) pointers into the tiling
-        self._lengths = np.empty(total, dtype=np.int64)
-        self._slots = np.empty(total, dtype=np.int64)
-        self._sources = np.zeros(total, dtype=np.int64)  # padding reads offset 0, then is overwritten with pad_id
-        self._ranks = np.empty(total, dtype=np.int64)
-        self._real = np.zeros(total, dtype=np.bool_)
+        self._tiles = np.append(before, total)
+        table = np.zeros((total, 5), dtype=np.int64)  # padding reads nothing (real = 0) and is filled with pad_id
         at = np.repeat(before, counts) + within
-        self._lengths[at], self._slots[at], self._sources[at] = p.lengths, p.slots, p.sources
-        self._ranks[at], self._real[at] = within, True
+        table[at] = np.stack([p.lengths, p.slots, p.sources, within, np.ones_like(within)], axis=1)
         pad_at = before[has_pad] + counts[has_pad]
-        self._lengths[pad_at], self._slots[pad_at], self._ranks[pad_at] = room[has_pad], self._fill[has_pad], \
-            counts[has_pad]
-
-    def layout(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The tiling segments of rows ``indices`` (B,): ``(lengths, flat_starts, sources, ranks, real, last)`` with
-        ``ranks`` the segment's number within its row, ``real`` False for padding and ``last`` (B,) the index of
-        each row's last segment."""
-        first, last = self._tiles[indices], self._tiles[indices + 1]
-        counts = last - first
-        ends = np.cumsum(counts)
-        seg = np.arange(int(ends[-1])) + np.repeat(first - (ends - counts), counts)
-        row_base = np.repeat(np.arange(len(indices), dtype=np.int64) * self.packing.capacity, counts)
-        return (self._lengths[seg], row_base + self._slots[seg], self._sources[seg], self._ranks[seg],
-                self._real[seg], ends - 1)
+        table[pad_at, 0], table[pad_at, 1], table[pad_at, 3] = room[has_pad], self._fill[has_pad], counts[has_pad]
+        self._table = table
+        self._arange = np.arange(capacity, dtype=np.int64)
 
     def __getitems__(self, indices: Sequence[int]) -> WindowBatch:
         chosen = np.asarray(indices, dtype=np.int64)
         batch, capacity = len(chosen), self.packing.capacity
-        whole = self._whole[chosen] >= 0
-        rows = np.empty((batch, capacity), dtype=self.token_ids.dtype)
-        positions = np.empty((batch, capacity), dtype=np.int64) if self._needs_positions else None
-        documents = np.empty((batch, capacity), dtype=np.int64) if self.return_documents else None
-        padding = None
-        if whole.any():
-            at = np.flatnonzero(whole)
-            view = np.lib.stride_tricks.sliding_window_view(self.token_ids, capacity)  # a view: no copy
-            rows[at] = view[self._whole[chosen[at]]]
-            if positions is not None:
-                positions[at] = np.arange(capacity)
-            if documents is not None:
-                documents[at] = 0
-        # each segment's length within the inputs (a row's last slot is a target only) and its row, for cu_seqlens
-        inner_lengths = [np.full(int(whole.sum()), capacity - 1, dtype=np.int64)]
-        inner_rows = [np.flatnonzero(whole)]
-        if not whole.all():
-            at = np.flatnonzero(~whole)
-            lengths, starts, sources, ranks, real, last = self.layout(chosen[at])
-            flat = np.arange(len(at) * capacity, dtype=np.int64)
-            source = np.repeat(sources - starts, lengths)
-            source += flat  # each slot's offset in the stream: segments tile the rows, so one gather reads them all
-            # padding slots read offsets past their segment start; clip keeps them inside a short stream (then pad_id)
-            rows[at] = np.take(self.token_ids, source, mode="clip").reshape(len(at), capacity)
-            if positions is not None:
-                positions[at] = (flat - np.repeat(starts, lengths)).reshape(len(at), capacity)
-            if documents is not None:
-                documents[at] = np.repeat(ranks, lengths).reshape(len(at), capacity)
-            if not real.all():
-                padding = np.zeros((batch, capacity), dtype=np.bool_)
-                padding[at] = ~np.repeat(real, lengths).reshape(len(at), capacity)
-            inside = lengths.copy()
-            inside[last] -= 1
-            inner_lengths.append(inside)
-            inner_rows.append(np.repeat(at, np.diff(np.append(0, last + 1))))
-        inputs = rows[:, :-1].astype(np.int64)
+        if self._windows is None:  # a stream shorter than one row: no whole rows
+            rows = np.zeros((batch, capacity), dtype=self.token_ids.dtype)
+        else:
+            rows = self._windows[self._row_starts[chosen]]  # one gather, as for plain windows: the only copy
+        positions = documents = None
+        if self._needs_positions:
+            positions = np.empty((batch, capacity), dtype=np.int64)
+            positions[:] = self._arange
+            documents = np.zeros((batch, capacity), dtype=np.int64) if self.return_documents else None
+        padding = self._fill_rows(rows, positions, documents, chosen, np.flatnonzero(~self._whole[chosen]))
+        self._count(rows.nbytes)
+        inputs = rows[:, :-1].astype(np.int64)  # contiguous, as .view(-1) in a loss needs
         targets = rows[:, 1:].astype(np.int64)
-        if padding is not None:
-            inputs[padding[:, :-1]] = self.pad_id
-            targets[padding[:, 1:]] = IGNORE_INDEX
+        for i, slot in padding:  # slots from ``slot`` on are padding: inputs pad_id, targets (shifted by one) -100
+            inputs[i, slot:] = self.pad_id
+            targets[i, slot - 1:] = IGNORE_INDEX
         if self.ignore_cross_document_targets and positions is not None:
             targets[positions[:, 1:] == 0] = IGNORE_INDEX
-        cu = None
-        if documents is not None:
-            lengths_in = np.concatenate(inner_lengths)
-            order = np.argsort(np.concatenate(inner_rows), kind="stable")  # batch order, segments in row order
-            lengths_in = lengths_in[order]
-            cu = torch.from_numpy(np.append(0, np.cumsum(lengths_in[lengths_in > 0])).astype(np.int32))
+        position_ids = cu = None
+        if positions is not None and (self.return_positions or self.return_documents):
+            position_ids = np.ascontiguousarray(positions[:, :-1])
+        if documents is not None and position_ids is not None:
+            # every segment starts at position 0 (a row's first slot included): those are the cu_seqlens
+            cu = torch.from_numpy(np.append(np.flatnonzero(position_ids.ravel() == 0), position_ids.size)
+                                  .astype(np.int32))
         return WindowBatch(
             torch.from_numpy(inputs), torch.from_numpy(targets),
-            None if positions is None or not (self.return_positions or self.return_documents)
-            else torch.from_numpy(np.ascontiguousarray(positions[:, :-1])),
+            None if position_ids is None else torch.from_numpy(position_ids),
             None if documents is None else torch.from_numpy(np.ascontiguousarray(documents[:, :-1])),
             documents=self.return_documents, cu_seqlens=cu,
         )
+
+    def _fill_rows(self, rows: np.ndarray, positions: np.ndarray | None, documents: np.ndarray | None,
+                   chosen: np.ndarray, at: np.ndarray) -> list[tuple[int, int]]:
+        """Fill the rows ``at`` of the batch (rows ``chosen[at]`` of the packing, several segments each) in place,
+        with their positions and document numbers where asked; returns the ``(row, first padding slot)`` of each
+        padded row."""
+        ids, arange, table, tiles = self.token_ids, self._arange, self._table, self._tiles
+        padding = []
+        for i, r in zip(at.tolist(), chosen[at].tolist(), strict=True):
+            # a copy of each segment's slice: a row holds few segments, fewer calls than a per-token index
+            for length, slot, source, rank, real in table[tiles[r]:tiles[r + 1]].tolist():
+                end = slot + length
+                if real:
+                    rows[i, slot:end] = ids[source:source + length]
+                else:  # a row's padding: its last segment, to the row's end
+                    rows[i, slot:end] = 0
+                    padding.append((i, slot))
+                if positions is not None:
+                    positions[i, slot:end] = arange[:length]
+                if documents is not None:
+                    documents[i, slot:end] = rank
+        return padding
+
+    def _count(self, nbytes: int) -> None:
+        """Reopen a memory map after 256 MB gathered through it, as windows do, so that a long epoch over a file larger
+        than memory does not grow the resident set towards the whole file."""
+        if self._reopen is not None:
+            self._gathered_bytes += nbytes
+            if self._gathered_bytes > _REOPEN_AFTER_BYTES:
+                self._set_ids(self._reopen())
 
     @property
     def _needs_positions(self) -> bool:
@@ -410,13 +410,13 @@ class PackedDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         if self._reopen is not None:  # workers reopen the memory map instead of receiving its contents
-            state["token_ids"] = None
+            state["token_ids"] = state["_windows"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self.token_ids is None:
-            self.token_ids = self._reopen()
+            self._set_ids(self._reopen())
 
     def __repr__(self) -> str:
         return (f"PackedDataset(rows={len(self):,}, max_length={self.max_length}, "
