@@ -90,8 +90,19 @@ def test_ranks_equal_tiktoken_s_own_loader_of_the_two_files():
 
 def test_pinned_fingerprints_are_those_of_the_tokenizers_built_here():
     # stores made with a registered tokenizer are recognised by the pinned value, without building it
-    from lmfeed.text.tokenizer import KNOWN_FINGERPRINTS, tokenizer_names, vocabulary_fingerprint
+    # (and the tokenizer built here reports the pinned value without hashing it again: so it must be its hash)
+    import tiktoken
+
+    from lmfeed.text.tokenizer import KNOWN_FINGERPRINTS, _encoding_fingerprint, tokenizer_names, vocabulary_fingerprint
 
     assert sorted(KNOWN_FINGERPRINTS) == tokenizer_names()
     for name, fingerprint in KNOWN_FINGERPRINTS.items():
-        assert vocabulary_fingerprint(get_tokenizer(name)) == fingerprint
+        built = get_tokenizer(name)
+        assert _encoding_fingerprint(built) == fingerprint  # hashed token by token
+        assert vocabulary_fingerprint(built) == fingerprint
+        twin = tiktoken.Encoding(name=built.name, pat_str=built._pat_str, mergeable_ranks=built._mergeable_ranks,
+                                 special_tokens=built._special_tokens)  # another object, the same vocabulary
+        assert vocabulary_fingerprint(twin) == fingerprint
+        other = tiktoken.Encoding(name=built.name, pat_str=built._pat_str, mergeable_ranks=built._mergeable_ranks,
+                                  special_tokens={**built._special_tokens, "<|pad|>": built.n_vocab})
+        assert vocabulary_fingerprint(other) != fingerprint  # same name, other vocabulary: never the pinned value

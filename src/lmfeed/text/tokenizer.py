@@ -190,10 +190,14 @@ def _load_file(path: str, absolute: str, mtime_ns: int, size: int) -> Tokenizer:
     return load_tiktoken_file(path)
 
 
-@functools.cache
+_BUILT: dict[str, tiktoken.Encoding] = {}  # the registered tokenizers built in this process, by name
+
+
 def _build(name: str) -> tiktoken.Encoding:
     """One Encoding per name, however get_tokenizer was called (``()``, ``("gpt2")``, ``(name="gpt2")``)."""
-    return _CONSTRUCTORS[name]()
+    if name not in _BUILT:
+        _BUILT[name] = _CONSTRUCTORS[name]()
+    return _BUILT[name]
 
 
 def resolve_tokenizer(tokenizer: str | os.PathLike[str] | Tokenizer) -> Tokenizer:
@@ -274,6 +278,8 @@ def vocabulary_fingerprint(enc: Tokenizer) -> str:
 
     if isinstance(enc, HFTokenizer):
         return enc.fingerprint
+    if _BUILT.get(enc.name) is enc:  # built here from its hash-checked files: its pinned fingerprint (a test checks it)
+        return KNOWN_FINGERPRINTS[enc.name]
     return _encoding_fingerprint(enc)
 
 
