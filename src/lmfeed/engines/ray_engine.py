@@ -137,8 +137,14 @@ def _start_probes(ray: Any, parts: PartsLocation, files: Sequence[InputFile]) ->
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     token = secrets.token_hex(8)
+    # this process's own node sees what this process sees: only the other nodes are asked. (A probe there would also
+    # hold one of its worker processes while the first tasks start, so that Ray boots one more: ~1 CPU-second.)
+    here = ray.get_runtime_context().get_node_id()
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0
+             and n.get("NodeID") != here]
+    if not nodes:
+        return [], parts, token
     parts.write_text(f".visible-{token}", token)
-    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
     probe = ray.remote(_probe)
     sizes = ray.put([(str(f.path), f.size) for f in files if f.path is not None])  # URLs are each node's own
     refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
@@ -148,6 +154,8 @@ def _start_probes(ray: Any, parts: PartsLocation, files: Sequence[InputFile]) ->
 
 def _check_probes(ray: Any, refs: list[Any], parts: PartsLocation, token: str) -> None:
     """Every probe's answer, or an EngineError that names what some node cannot see."""
+    if not refs:
+        return
     try:
         problems = [p for found in ray.get(refs) for p in found]
     finally:
