@@ -271,3 +271,57 @@ def test_parquet_is_cut_between_row_groups_and_merges_into_the_same_bytes(tmp_pa
         else:
             assert groups == [] and planned[0].units[0] == Unit(0)
     assert files[0].format == "parquet"
+
+
+def test_probes_ask_every_other_live_node_with_cpus_and_not_the_drivers_own(tmp_path):
+    pytest.importorskip("ray")
+    from lmfeed.engines.ray_engine import _check_probes, _start_probes
+
+    asked = []
+    HEAD, W1, W2, DEAD, GPU_ONLY = ("aa" * 28, "b1" * 28, "b2" * 28, "dd" * 28, "ee" * 28)  # Ray's hex node ids
+
+    class Remote:  # what ray.remote(_probe).options(...).remote(...) records, without a cluster
+        def options(self, **kwargs):
+            self.strategy = kwargs["scheduling_strategy"]
+            return self
+
+        def remote(self, parts, token, sizes):
+            asked.append(self.strategy.node_id)
+            return ["node w2 cannot see it"] if self.strategy.node_id == W2 else []
+
+    class FakeRay:
+        def get_runtime_context(self):
+            return type("Context", (), {"get_node_id": lambda self: HEAD})()
+
+        def nodes(self):
+            return [{"NodeID": HEAD, "Alive": True, "Resources": {"CPU": 2}},
+                    {"NodeID": W1, "Alive": True, "Resources": {"CPU": 8}},
+                    {"NodeID": W2, "Alive": True, "Resources": {"CPU": 8}},
+                    {"NodeID": DEAD, "Alive": False, "Resources": {"CPU": 8}},
+                    {"NodeID": GPU_ONLY, "Alive": True, "Resources": {"GPU": 1}}]
+
+        def remote(self, fn):
+            return Remote()
+
+        def put(self, value):
+            return value
+
+        def get(self, refs):
+            return refs
+
+    parts = PartsLocation(str(tmp_path))
+    parts.create()
+    refs, where, token = _start_probes(FakeRay(), parts, [])
+    assert asked == [W1, W2] and (tmp_path / f".visible-{token}").exists()
+    with pytest.raises(Exception, match="node w2 cannot see it"):
+        _check_probes(FakeRay(), refs, where, token)
+    assert not (tmp_path / f".visible-{token}").exists()  # the marker goes, whatever the answer
+
+    class OneNode(FakeRay):
+        def nodes(self):
+            return super().nodes()[:1]
+
+    asked.clear()
+    refs, where, token = _start_probes(OneNode(), parts, [])
+    assert refs == [] and asked == [] and not list(tmp_path.glob(".visible-*"))
+    _check_probes(OneNode(), refs, where, token)  # nothing to ask, nothing to clean
