@@ -22,6 +22,8 @@ def _ids(n: int = 3_000, high: int = 50_257, seed: int = 0) -> np.ndarray:
 def _batches(loader, limit: int | None = None) -> list[list[torch.Tensor]]:  # noqa: ANN001
     out = []
     for batch in loader:
+        # contiguous, as in-process batches are: a loss may .view(-1) its targets (nanoGPT does)
+        assert all(t.is_contiguous() for t in batch), [t.stride() for t in batch]
         out.append([t.clone() for t in batch])
         if limit is not None and len(out) == limit:
             break

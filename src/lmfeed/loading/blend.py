@@ -173,15 +173,21 @@ class MixtureDataset(Dataset):
     def __len__(self) -> int:
         return sum(len(s) for s in self.sources)
 
+    def window_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Plain windows only: the ``(B, L + 1)`` ids of ``(source, window)`` rows, in the sources' common dtype."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+        out = np.empty((len(rows), self._width), dtype=self._dtype)
+        chosen, items = rows[:, 0], rows[:, 1]
+        for k, source in enumerate(self.sources):  # a few sources: no sort (np.unique) per batch
+            index = np.flatnonzero(chosen == k)
+            if len(index):
+                out[index] = source.chunk(source.window_starts(items[index]))
+        return out
+
     def __getitems__(self, rows: np.ndarray) -> WindowBatch:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
         if self._plain:
-            out = np.empty((len(rows), self._width), dtype=self._dtype)
-            chosen, items = rows[:, 0], rows[:, 1]
-            for k, source in enumerate(self.sources):  # a few sources: no sort (np.unique) per batch
-                index = np.flatnonzero(chosen == k)
-                if len(index):
-                    out[index] = source.chunk(source.window_starts(items[index]))
+            out = self.window_rows(rows)
             return WindowBatch(torch.from_numpy(out[:, :-1].astype(np.int64)),
                                torch.from_numpy(out[:, 1:].astype(np.int64)))
         parts = []

@@ -82,11 +82,16 @@ class OffsetDataset(Dataset):
     def __len__(self) -> int:
         return self.num_samples
 
-    def __getitems__(self, offsets: np.ndarray) -> WindowBatch:
+    def _offsets(self, offsets: np.ndarray) -> np.ndarray:
         offsets = np.asarray(offsets, dtype=np.int64)
-        if self.document_offsets is not None:
-            offsets = self.document_offsets.offsets(offsets)
-        return self.windows.gather(offsets)
+        return offsets if self.document_offsets is None else self.document_offsets.offsets(offsets)
+
+    def __getitems__(self, offsets: np.ndarray) -> WindowBatch:
+        return self.windows.gather(self._offsets(offsets))
+
+    def window_rows(self, offsets: np.ndarray) -> np.ndarray:
+        """The ``(B, L + 1)`` ids of the windows at these offset numbers, in the stored dtype."""
+        return self.windows.chunk(self._offsets(offsets))
 
     def __getitem__(self, offset: int) -> tuple[torch.Tensor, ...]:
         return self.__getitems__(np.array([offset]))[0]

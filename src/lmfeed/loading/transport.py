@@ -9,7 +9,7 @@ changes:
 
 ```
  main process                                      worker k (DataLoader's)
- WindowBatchSampler --> groups of G batches ------> dataset.__getitems__(batch) for each of the G batches
+ WindowBatchSampler --> groups of G batches ------> dataset.window_rows(batch) for each of the G batches
    (slot s, [ix_1 .. ix_G])   one queue message       writes each window's L + 1 ids, in the stored dtype
                                                        (uint16 for GPT-2), into ring[s * G + g]
  ring[s * G + g] --> inputs, targets int64  <------- returns (s, rows per batch): one small message per G batches
@@ -31,8 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-
-from lmfeed.loading.batch import WindowBatch
 
 __all__ = ["RingBatches", "ring_layout"]
 
@@ -129,12 +127,10 @@ class _RingDataset(Dataset):
         ring = self.ring.numpy()
         base = group.slot * self.group
         for g, indices in enumerate(group.batches):
-            batch: WindowBatch = self.dataset.__getitems__(indices)
-            n, length = batch.inputs.shape
-            out = ring[base + g]
-            out[:n, :length] = batch.inputs.numpy()  # the stored dtype holds every id (ring_layout chose it)
-            out[:n, length] = batch.targets[:, -1].numpy()
-            rows.append(n)
+            # (B, L + 1) in the stored dtype (ring_layout admits only datasets with window_rows): one copy, no int64
+            chunk = self.dataset.window_rows(indices)
+            ring[base + g, :len(chunk)] = chunk
+            rows.append(len(chunk))
         return group.slot, rows
 
 
@@ -230,6 +226,7 @@ class RingBatches:
         out = []
         for g, n in enumerate(rows):
             chunk = self._ring[slot * self._group + g, :n]  # (B, L + 1) in the stored dtype
-            full = torch.from_numpy(chunk.astype(np.int64))  # one copy, as SlidingWindowDataset.gather makes
-            out.append(self._finish([full[:, :-1], full[:, 1:]]))
+            # contiguous inputs and targets, as SlidingWindowDataset.gather makes them (a loss may .view(-1) them)
+            out.append(self._finish([torch.from_numpy(chunk[:, :-1].astype(np.int64)),
+                                     torch.from_numpy(chunk[:, 1:].astype(np.int64))]))
         return out

@@ -254,6 +254,10 @@ class SlidingWindowDataset(Dataset):
         """Whether a batch is only inputs and targets (no positions, documents or ignored targets to compute)."""
         return not (self.return_positions or self.return_documents or self.ignore_cross_document_targets)
 
+    def window_rows(self, indices: np.ndarray) -> np.ndarray:
+        """The ``(B, L + 1)`` ids of windows ``indices`` in the stored dtype (what the ring transport sends)."""
+        return self.chunk(self.window_starts(np.asarray(indices, dtype=np.int64)))
+
     def chunk(self, starts: np.ndarray) -> np.ndarray:
         """The ``(B, L + 1)`` ids of the windows at ``starts``, in the stored dtype: inputs and the last target."""
         chunk = self._all_windows[starts]  # the only copy
