@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import numpy.random  # noqa: F401 - numpy loads it on first use (~9 ms): here, not inside the first batch
 import torch
 from torch.utils.data import Sampler
 
