@@ -33,14 +33,20 @@ test: lint
 # pull a CUDA torch and TensorFlow with its dependencies: it is installed without them (it needs only torch and
 # tiktoken). litdata, datatrove and Mosaic streaming go into their own folders under benchmarks/.peers/ (pip --target,
 # --no-deps, pinned in benchmarks/peers.py), never into .venv: torch stays the CPU 2.13.0 and numpy the project's.
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,fast,ray,parquet,s3,bench]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llms-from-scratch==1.0.19
+	touch $(BENCH_STAMP)
+
+# peers.py --install checks each peer's own stamp (a folder removed by hand is installed again)
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/peers.py --install
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
 	$(BIN)/python benchmarks/bench_corpora.py $(if $(QUICK),--quick)
 	$(BIN)/python benchmarks/bench_train.py $(if $(QUICK),--quick)
-	$(BIN)/python benchmarks/bench_attention.py $(if $(QUICK),--rounds 1 --steps 1)
+	$(BIN)/python benchmarks/bench_attention.py $(if $(QUICK),--rounds 1 --steps 1 --max-length 256)
 	$(BIN)/python benchmarks/bench_documents.py $(if $(QUICK),--quick)
 	$(BIN)/python benchmarks/bench_ray.py $(if $(QUICK),--corpus-mb 20 --rounds 1)
 

@@ -1,7 +1,7 @@
 """Real corpora and real tokenizers: Parquet and .jsonl.zst against plain JSON Lines, flat memory, tokenizer.json.
 
     python benchmarks/bench_corpora.py                  # 100 MB corpus, 3 rounds
-    python benchmarks/bench_corpora.py --quick          # 10 MB, 1 round (a smoke run)
+    python benchmarks/bench_corpora.py --quick          # 4 MB, 1 round (a smoke run)
 
 What runs (each prepare in a fresh process, ``lmfeed prepare --workers 2``, contenders alternating in each round,
 medians over ``--rounds``):
@@ -144,9 +144,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus-mb", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="10 MB, 1 round")
+    parser.add_argument("--quick", action="store_true", help="4 MB, 1 round")
     args = parser.parse_args()
-    mb, rounds = (10, 1) if args.quick else (args.corpus_mb, args.rounds)
+    mb, rounds = (4, 1) if args.quick else (args.corpus_mb, args.rounds)
     if mb < 1 or rounds < 1:
         raise SystemExit("--corpus-mb and --rounds must be at least 1.")
     CACHE.mkdir(parents=True, exist_ok=True)

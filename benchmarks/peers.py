@@ -403,10 +403,10 @@ def serve(peer: str, out: Path, workers: int, batches: int) -> dict:
 
 def resume(peer: str, out: Path, workers: int) -> dict:
     """10 batches, save, resume in a new loader: is the next batch the uninterrupted run's 11th?"""
-    import torch
-
     if peer not in RESUMABLE:
         return {"equal": None, "detail": "no loader state to save (a plain torch DataLoader)"}
+    import torch
+
     straight = iter(open_loader(peer, out, workers, seed=3))
     want = [as_pair(next(straight)) for _ in range(11)][10]
     loader = open_loader(peer, out, workers, seed=3)
@@ -455,10 +455,16 @@ def limit(corpus: Path) -> dict:
             os.write(done_w, f"{n}\n".encode())
             os._exit(0)
         children.append(pid)
+    os.close(done_w)  # the children hold their copies: reading to the end waits for both, however they arrive
     start = time.perf_counter()
     os.write(go_w, b"xx")
-    counts = [int(os.read(done_r, 64).decode().split()[0]) for _ in children]
+    report = b""
+    while chunk := os.read(done_r, 64):
+        report += chunk
     seconds = time.perf_counter() - start
+    counts = [int(line) for line in report.decode().split()]
+    if len(counts) != len(children):
+        raise SystemExit(f"limit: {len(children)} encoders started, {len(counts)} reported")
     for pid in children:
         os.waitpid(pid, 0)
     return {"tokens": sum(counts), "seconds": seconds}
@@ -572,6 +578,9 @@ def peer_rounds(corpus: Path, work: Path, rounds: int, batches: int) -> Iterator
             if peer in excluded:
                 continue
             for workers in (0, 2):
+                if peer not in RESUMABLE:  # a plain DataLoader has no state: no process is started to say so
+                    res["resume"][f"{peer} {workers}"] = resume(peer, output_of(peer, work), workers)
+                    continue
                 res["resume"][f"{peer} {workers}"] = _case(peer, ["resume", peer, "--out",
                                                                   str(output_of(peer, work)), "--workers",
                                                                   str(workers)])

@@ -80,7 +80,7 @@ class Settings:
 
 FULL = dict(tokens=10_000_000, seed_stride1_tokens=100_000, random_batches=500, embed_steps=30, run_chars=1_000_000,
             peer_mb=16, peer_batches=1000, records=1_000_000, nospace_mb=8)
-QUICK = dict(tokens=1_000_000, seed_stride1_tokens=10_000, random_batches=100, embed_steps=5, run_chars=250_000,
+QUICK = dict(tokens=1_000_000, seed_stride1_tokens=5_000, random_batches=100, embed_steps=5, run_chars=100_000,
              peer_mb=2, peer_batches=200, records=100_000, nospace_mb=2)
 
 
