@@ -13,9 +13,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lmfeed"
 
-# stage -> the stages it may import (itself always allowed; _validate is shared by all).
+# stage -> the stages it may import (itself always allowed; _validate and _files are shared by all).
+SHARED = ("_validate", "_files")
 ALLOWED: dict[str, set[str]] = {
     "_validate": set(),
+    "_files": set(),
     "text": set(),
     "store": {"text"},
     "loading": {"text", "store"},
@@ -70,7 +72,7 @@ def violations(root: Path) -> list[str]:
             continue
         for lineno, target in imported_modules(path, module):
             other = stage_of(target)
-            if other is None or other in (own, "_validate") or "*" in allowed:
+            if other is None or other == own or other in SHARED or "*" in allowed:
                 continue
             if other not in allowed:
                 bad.append(f"{path.relative_to(root.parent)}:{lineno}: {own} imports {target}")

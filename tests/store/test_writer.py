@@ -124,11 +124,11 @@ def test_disk_full_says_a_store_was_kept_only_when_there_was_one(text, tmp_path,
 
 def test_disk_full_in_export_names_the_file(text, tmp_path, monkeypatch):
     store = prepare([text], tmp_path / "s.store", workers=1)
-    import lmfeed.store.export as export_module
+    import lmfeed._files as files_module  # export writes through written_whole
 
     class Full:
-        def __init__(self, path, mode):  # noqa: ANN001
-            self.f = open(path, mode)
+        def __init__(self, path, mode, **kwargs):  # noqa: ANN001, ANN003
+            self.f = open(path, mode, **kwargs)
 
         def __enter__(self):  # noqa: ANN204
             return self
@@ -139,7 +139,7 @@ def test_disk_full_in_export_names_the_file(text, tmp_path, monkeypatch):
         def write(self, data):  # noqa: ANN001
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(export_module, "open", Full, raising=False)
+    monkeypatch.setattr(files_module, "open", Full, raising=False)
     result = CliRunner().invoke(main, ["export", str(store.path), "-o", str(tmp_path / "train.bin")])
     assert result.exit_code == 1, result.output
     assert result.output.startswith(f"Error: No space left on the device while writing '{tmp_path / 'train.bin'}'")

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from lmfeed._files import written_whole
 
 __all__ = ["CHECKPOINT", "CheckpointError", "capture_rng", "load_checkpoint", "restore_rng", "save_checkpoint"]
 
@@ -68,13 +69,8 @@ def restore_rng(state: dict[str, Any]) -> None:
 def save_checkpoint(run_dir: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write ``state`` to ``run_dir/checkpoint.pt`` atomically (temporary name, then ``os.replace``)."""
     target = Path(run_dir) / CHECKPOINT
-    tmp = target.with_name(f".{CHECKPOINT}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        torch.save({"format": _FORMAT, "version": _VERSION, **state}, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with written_whole(target) as f:
+        torch.save({"format": _FORMAT, "version": _VERSION, **state}, f)
     return target
 
 

@@ -28,7 +28,6 @@ import logging
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmfeed._files import written_whole
 from lmfeed._validate import as_int
 from lmfeed.embeddings.describe import relative_tables
 from lmfeed.model.baseline import position_structure, token_counts, unigram_cross_entropy
@@ -149,13 +149,8 @@ def _device(config: TrainConfig, local_rank: int) -> torch.device:
 
 
 def _write_whole(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with written_whole(path, "w") as f:
+        f.write(text)
 
 
 def _read_metrics(path: Path, up_to_step: int | None = None) -> list[dict[str, Any]]:

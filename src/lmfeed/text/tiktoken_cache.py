@@ -21,6 +21,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from lmfeed._files import written_whole
+
 __all__ = ["install_tiktoken_cache", "tiktoken_cache_dir"]
 
 
@@ -101,12 +103,8 @@ def install_tiktoken_cache(cache_dir: str | os.PathLike[str] | None = None) -> P
         target = directory / hashlib.sha1(blobpath.encode()).hexdigest()  # tiktoken's cache key for the URL
         if target.is_file() and target.read_bytes() == data:
             continue
-        temporary = target.with_name(f".{target.name}.lmfeed-{os.getpid()}.tmp")
-        try:
-            temporary.write_bytes(data)
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        with written_whole(target) as f:
+            f.write(data)
         # tiktoken accepts a cached file only if its sha256 is the pinned one: check it the way tiktoken will
         if not tiktoken.load.check_hash(target.read_bytes(), hashlib.sha256(data).hexdigest()):
             raise OSError(f"{target} did not read back as written; the disk may be failing.")

@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lmfeed._files import written_whole
 from lmfeed.text.hf_tokenizer import HFTokenizer
 
 __all__ = ["train_tokenizer", "MIN_VOCAB_SIZE"]
@@ -179,14 +179,6 @@ def train_tokenizer(
     text = tok.to_str()
     if out_path is None:
         return HFTokenizer(text, name=f"trained-bpe-{vocab_size}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out_path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with written_whole(out_path, "w", fsync=True) as f:
+        f.write(text)
     return HFTokenizer(text, name=os.fspath(out if not Path(out).is_dir() else out_path))  # type: ignore[arg-type]

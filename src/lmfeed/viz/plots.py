@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from lmfeed._files import written_whole
 
 if TYPE_CHECKING:
     import tiktoken
@@ -160,15 +161,9 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # not mkstemp: its files are private (0600); a picture gets the usual permissions the umask gives
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "xb") as f:
+        with written_whole(target) as f:
             fig.savefig(f, format="png", dpi=DPI)  # no bbox_inches="tight": the pixel size stays FIGSIZE * DPI
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
         plt.close(fig)
     logger.info("wrote %s", target)
