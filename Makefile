@@ -29,7 +29,7 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-# lmfeed against its peers (benchmarks/run.py, then each issue's own bench_*.py; the full run is not yet timed idle). The seed's package would
+# lmfeed against its peers (benchmarks/run.py, then each issue's own bench_*.py; about 28 min idle, QUICK=1 under 3). The seed's package would
 # pull a CUDA torch and TensorFlow with its dependencies: it is installed without them (it needs only torch and
 # tiktoken). litdata, datatrove and Mosaic streaming go into their own folders under benchmarks/.peers/ (pip --target,
 # --no-deps, pinned in benchmarks/peers.py), never into .venv: torch stays the CPU 2.13.0 and numpy the project's.

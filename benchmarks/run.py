@@ -1,6 +1,6 @@
 """``make bench``: lmfeed against its peers, side by side, in one run; prints a Markdown table of medians and ratios.
 
-    python benchmarks/run.py                 # full: 200 MB corpus, 10M-token cases, 3 rounds (~12 min, 2 cores)
+    python benchmarks/run.py                 # full: 200 MB corpus, 10M-token cases, 3 rounds (~16 min idle, 2 cores)
     python benchmarks/run.py --quick         # 10 MB corpus, 1M-token cases, 1 round (under 3 min)
     python benchmarks/run.py --corpus-mb 50 --rounds 5
     python benchmarks/run.py --peers-only    # only litdata, datatrove, HF datasets and Mosaic (peers.py)
