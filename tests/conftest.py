@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+
+# Before any test module imports ray (test_plan's probe test does, through ray.util): a local Ray instance then
+# binds 127.0.0.1 only. Set later, it is too late: Ray reads it at import, and would listen on the machine's address.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+import pytest  # noqa: E402
 from hypothesis import settings
 
 settings.register_profile("ci", max_examples=60, deadline=None)
