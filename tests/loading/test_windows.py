@@ -148,3 +148,22 @@ def test_document_offsets_number_every_safe_offset_once(lengths, max_length):
     safe = [s for s in range(len(ids) - max_length) if eot not in ids[s : s + max_length]]
     assert table.offsets(np.arange(len(table))).tolist() == safe
     assert table.dropped_tokens == document_window_starts(ids, max_length, 1, eot_id=eot)[1]
+
+
+@pytest.mark.parametrize("packing", [None, "best_fit"])
+def test_a_dataset_over_in_memory_ids_pickles_as_its_ids_not_as_every_window(packing):
+    # a spawn context (macOS, Windows) pickles the dataset into each worker: the window view must not be written out
+    import pickle
+
+    from lmfeed import create_dataloader
+
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50_000, 100_000))
+    ids[::700] = 50256  # documents, for packing
+    loader = create_dataloader(ids, batch_size=8, max_length=1024, stride=1024, shuffle=False,
+                               **({"packing": packing, "respect_documents": True} if packing else {}))
+    data = pickle.dumps(loader.dataset)
+    assert len(data) < 3 * ids.numpy().nbytes  # the ids (and for packing, its segment table), not 100,000 windows
+    again = pickle.loads(data)
+    for indices in ([0, 1, 2], [len(again) - 1, 5]):
+        want, got = loader.dataset.__getitems__(indices), again.__getitems__(indices)
+        assert torch.equal(want.inputs, got.inputs) and torch.equal(want.targets, got.targets)

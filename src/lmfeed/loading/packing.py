@@ -409,14 +409,14 @@ class PackedDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
+        state["_windows"] = None  # a view, rebuilt on arrival (pickled, numpy would write out every window)
         if self._reopen is not None:  # workers reopen the memory map instead of receiving its contents
-            state["token_ids"] = state["_windows"] = None
+            state["token_ids"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        if self.token_ids is None:
-            self._set_ids(self._reopen())
+        self._set_ids(self._reopen() if self.token_ids is None else self.token_ids)
 
     def __repr__(self) -> str:
         return (f"PackedDataset(rows={len(self):,}, max_length={self.max_length}, "

@@ -295,15 +295,16 @@ class SlidingWindowDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
+        # the window view is rebuilt on arrival: pickled, numpy would write out every window, (N - L) x (L + 1) ids
+        # (800 MB for 100,000 in-memory ids at max_length 1024, to each worker a spawn context starts)
+        state["_all_windows"] = None
         if self._reopen is not None:  # never pickle a memory map's contents into a worker: reopen it there
             state["token_ids"] = None
-            state["_all_windows"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        if self.token_ids is None:
-            self._set_ids(self._reopen())
+        self._set_ids(self._reopen() if self.token_ids is None else self.token_ids)
 
     def __repr__(self) -> str:
         return (
