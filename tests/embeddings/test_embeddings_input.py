@@ -217,3 +217,20 @@ def test_meta_device_creation_of_positional_modules() -> None:
 def test_sinusoidal_pairs_lie_on_the_unit_circle(pos: int, half: int) -> None:
     pe = E.SinusoidalPositionalEmbedding(2 * half)(torch.tensor([pos]))[0].double()
     torch.testing.assert_close(pe[0::2] ** 2 + pe[1::2] ** 2, torch.ones(half, dtype=torch.float64), rtol=0, atol=1e-6)
+
+
+def test_at_gpt2_init_the_sinusoid_has_a_learned_tables_scale():
+    # unit amplitude would be 35x tokens drawn N(0, 0.02^2) and drown them: a small GPT then learns nothing
+    from lmfeed.embeddings.absolute import SinusoidalPositionalEmbedding, sinusoidal_table
+
+    positions = torch.arange(64)
+    unit = sinusoidal_table(positions, 128)
+    gpt2 = E.InputEmbedding(1000, 128, 64, positional="sinusoidal", init="gpt2").position_embedding
+    seed = E.InputEmbedding(1000, 128, 64, positional="sinusoidal").position_embedding
+    assert torch.equal(seed(positions), unit)  # the seed's nn.Embedding scale: the paper's table, unchanged
+    assert torch.allclose(gpt2(positions), unit * 0.02 * math.sqrt(2))
+    assert abs(float(gpt2(positions).pow(2).mean().sqrt()) - 0.02) < 1e-3  # rms 0.02, as N(0, 0.02^2) has
+    assert "scale=0.0282843" in repr(gpt2)
+    for bad in (0, -1.0, float("nan"), True, "1"):
+        with pytest.raises(ValueError, match="scale must be a positive number"):
+            SinusoidalPositionalEmbedding(128, scale=bad)

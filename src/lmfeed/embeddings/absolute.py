@@ -10,6 +10,8 @@ Both take position ids and return vectors, so they swap freely:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -137,6 +139,9 @@ class SinusoidalPositionalEmbedding(nn.Module):
     Args:
         embed_dim: D, equal to the token embedding's (an odd D is allowed: the last column is a sine).
         base: the wavelength scale, 10000.0 in the paper; wavelengths run from 2*pi to base*2*pi.
+        scale: the table's amplitude (1.0, the paper's). Added to token embeddings drawn N(0, 0.02^2), a unit table
+            is 35x larger and drowns them; ``InputEmbedding(init="gpt2")`` passes ``0.02 * sqrt(2)``, so that its
+            root mean square is a learned table's 0.02.
 
     Example:
         >>> pe = SinusoidalPositionalEmbedding(256)
@@ -144,10 +149,13 @@ class SinusoidalPositionalEmbedding(nn.Module):
         >>> pe(torch.tensor([0]))[0, :4]          # tensor([0., 1., 0., 1.]): sin(0), cos(0), ...
     """
 
-    def __init__(self, embed_dim: int, *, base: float = 10000.0) -> None:
+    def __init__(self, embed_dim: int, *, base: float = 10000.0, scale: float = 1.0) -> None:
         super().__init__()
         self.embed_dim = as_int("embed_dim", embed_dim)
         self.base = as_base(base)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"scale must be a positive number such as 1.0, but got {scale!r}.")
+        self.scale = float(scale)
 
     def reset_parameters(self) -> None:
         """Nothing to reset (no parameters, no buffers); present so every positional module offers it."""
@@ -169,8 +177,11 @@ class SinusoidalPositionalEmbedding(nn.Module):
         ids = as_id_tensor(
             "position_ids", position_ids, limit=None, limit_name="", fix="Positions count from 0."
         )
-        return sinusoidal_table(ids, self.embed_dim, self.base).to(dtype or torch.get_default_dtype())
+        table = sinusoidal_table(ids, self.embed_dim, self.base)
+        if self.scale != 1.0:
+            table = table * self.scale
+        return table.to(dtype or torch.get_default_dtype())
 
     def extra_repr(self) -> str:
-        return f"{self.embed_dim}, base={self.base}"
+        return f"{self.embed_dim}, base={self.base}" + (f", scale={self.scale:g}" if self.scale != 1.0 else "")
 
