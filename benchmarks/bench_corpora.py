@@ -28,7 +28,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -91,31 +90,7 @@ def prepare_run(corpus: Path, store: Path, tokenizer: str = "gpt2") -> dict:
 
 def run_prepare(corpus: Path, store: Path, tokenizer: str) -> tuple[float, int, int]:
     """bench_prepare.run_prepare with a tokenizer (its command line plus --tokenizer)."""
-    if tokenizer == "gpt2":
-        return bench_prepare.run_prepare(corpus, store, 2)
-    import shutil
-    import threading
-
-    shutil.rmtree(store, ignore_errors=True)
-    cmd = [sys.executable, "-c", "from lmfeed.cli import main; main()", "prepare", str(corpus), "--glob", "part-*",
-           "-o", str(store), "--workers", "2", "--quiet", "--tokenizer", tokenizer]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    peak, hwm = [0], {}  # type: ignore[var-annotated]
-
-    def sample() -> None:
-        while proc.poll() is None:
-            peak[0] = max(peak[0], bench_prepare._tree_rss(proc.pid, hwm))
-            time.sleep(0.02)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    proc.wait()
-    seconds = time.perf_counter() - start
-    t.join()
-    if proc.returncode:
-        raise SystemExit(f"prepare failed with exit code {proc.returncode}")
-    return seconds, peak[0], 0
+    return bench_prepare.run_prepare(corpus, store, 2, extra=() if tokenizer == "gpt2" else ("--tokenizer", tokenizer))
 
 
 def tokenizers_encode_batch(path: str, docs: list[str]) -> tuple[float, list[list[int]]]:

@@ -125,14 +125,14 @@ def _tree_rss(pid: int, hwm: dict[int, int]) -> int:
     return total
 
 
-def run_prepare(corpus: Path, store: Path, workers: int, backend: str = "auto") -> tuple[float, int, int]:
-    """Wall seconds, peak RSS of the process tree, and the largest single process's peak, of `lmfeed prepare`."""
-    shutil.rmtree(store, ignore_errors=True)
+def timed_tree(cmd: list[str], env: dict[str, str] | None = None,
+               capture_stderr: bool = False) -> tuple[float, int, int, str]:
+    """Run ``cmd`` as a whole process: wall seconds, the peak resident set of its process tree (sampled every
+    20 ms), the largest single process's peak, and its stderr when captured (else it goes to ours)."""
     os.sync()  # the last run's dirty pages and freed blocks are flushed now, not during this run
-    cmd = [sys.executable, "-c", "from lmfeed.cli import main; main()", "prepare", str(corpus), "--glob", "part-*",
-           "-o", str(store), "--workers", str(workers), "--backend", backend, "--quiet"]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if capture_stderr else None,
+                            env=env)
     peak = [0]
     hwm: dict[int, int] = {}
 
@@ -143,12 +143,24 @@ def run_prepare(corpus: Path, store: Path, workers: int, backend: str = "auto") 
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    proc.wait()
+    _, err = proc.communicate()
     seconds = time.perf_counter() - start
     sampler.join()
     if proc.returncode:
-        raise SystemExit(f"prepare failed with exit code {proc.returncode}")
-    return seconds, peak[0], max(hwm.values(), default=0)
+        tail = err.decode(errors="replace")[-3000:] if err else ""
+        raise SystemExit(f"{' '.join(cmd[:6])} ... failed (exit {proc.returncode})" + (f":\n{tail}" if tail else ""))
+    return seconds, peak[0], max(hwm.values(), default=0), err.decode(errors="replace") if err else ""
+
+
+def run_prepare(corpus: Path, store: Path, workers: int, backend: str = "auto",
+                extra: tuple[str, ...] = ()) -> tuple[float, int, int]:
+    """Wall seconds, peak RSS of the process tree, and the largest single process's peak, of `lmfeed prepare`
+    (``extra``: more options, e.g. ``("--tokenizer", path)``)."""
+    shutil.rmtree(store, ignore_errors=True)
+    cmd = [sys.executable, "-c", "from lmfeed.cli import main; main()", "prepare", str(corpus), "--glob", "part-*",
+           "-o", str(store), "--workers", str(workers), "--backend", backend, "--quiet", *extra]
+    seconds, peak, largest, _ = timed_tree(cmd)
+    return seconds, peak, largest
 
 
 def _same_files(a: Path, b: Path) -> bool:

@@ -488,28 +488,10 @@ def _case(peer: str, args: list[str]) -> dict:
 
 def _timed_tree(cmd: list[str], env: dict[str, str]) -> dict:
     """Wall seconds of a whole process and the largest resident set of its process tree (sampled every 20 ms)."""
-    import threading
+    from bench_prepare import timed_tree
 
-    from bench_prepare import _tree_rss
-
-    os.sync()  # the last run's dirty pages are written now, not during this one
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    peak, hwm = [0], {}
-
-    def sample() -> None:
-        while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(proc.pid, hwm))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, err = proc.communicate()
-    seconds = time.perf_counter() - start
-    sampler.join()
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd[:6])} ... failed (exit {proc.returncode}):\n{err.decode()[-3000:]}")
-    return {"seconds": seconds, "peak_bytes": peak[0]}
+    seconds, peak, _, _ = timed_tree(cmd, env, capture_stderr=True)
+    return {"seconds": seconds, "peak_bytes": peak}
 
 
 def _tokenize_timed(peer: str, corpus: Path, work: Path) -> dict:

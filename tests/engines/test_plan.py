@@ -218,32 +218,18 @@ def test_parts_at_an_fsspec_url_merge_into_the_same_bytes(tmp_path, reference_te
 
 def test_parts_on_s3_merge_into_the_same_bytes(tmp_path, reference_text):
     pytest.importorskip("s3fs")
-    moto = pytest.importorskip("moto.server")
-    import socket
-
+    pytest.importorskip("moto.server")
     import fsspec
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)  # loopback only
-    server.start()
-    saved = fsspec.config.conf.get("s3")
-    fsspec.config.conf["s3"] = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "testing", "secret": "testing",
-                                "skip_instance_cache": True}
-    try:
+    from s3_server import local_s3  # moto on 127.0.0.1, fsspec's s3:// pointed at it
+
+    with local_s3():
         fsspec.filesystem("s3").mkdir("parts-bucket")
         (tmp_path / "a.txt").write_text(reference_text[:100_000])
         prepare([str(tmp_path / "a.txt")], tmp_path / "one.store", workers=1, backend="tiktoken")
         prepare_in_parts([tmp_path / "a.txt"], tmp_path / "s3.store", 3, parts_url="s3://parts-bucket/run1")
         assert same_bytes(tmp_path / "one.store", tmp_path / "s3.store")
         assert fsspec.filesystem("s3").ls("parts-bucket") == []
-    finally:
-        if saved is None:
-            fsspec.config.conf.pop("s3", None)
-        else:
-            fsspec.config.conf["s3"] = saved
-        server.stop()
 
 
 def write_parquet(path: Path, texts: list[str], row_group_size: int) -> None:
