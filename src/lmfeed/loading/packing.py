@@ -20,8 +20,9 @@ For documents of 5, 3, 2 and 6 tokens and ``max_length=4`` (C = 5), ``"best_fit"
     row 3  [d3 .  .  .  . ]        d3's remainder, then 4 padding slots
 
 The packing depends on the documents and ``max_length`` only; an epoch serves its rows in the order of
-``WindowOrder`` (a pure function of (seed, epoch)), so ranks share it and a state resumes it like windows. Each row
-is gathered with one vectorised index over the stream, a batch at a time.
+``WindowOrder`` (a pure function of (seed, epoch)), so ranks share it and a state resumes it like windows. A batch's
+rows are gathered in one call through the stream's window view, as plain windows are; the rows that hold several
+segments are then refilled, one slice copy per segment.
 """
 
 from __future__ import annotations

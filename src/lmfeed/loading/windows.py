@@ -269,7 +269,7 @@ class SlidingWindowDataset(Dataset):
 
     def gather(self, starts: np.ndarray) -> WindowBatch:
         """The windows starting at token offsets ``starts`` (B,): inputs and targets ``(B, max_length)`` int64."""
-        chunk = self._all_windows[starts]  # (B, L + 1): the only copy, in the stored dtype
+        chunk = self.chunk(starts)  # (B, L + 1): the only copy, in the stored dtype
         inputs = torch.from_numpy(chunk[:, :-1].astype(np.int64))  # contiguous, as .view(-1) in a loss needs
         targets = torch.from_numpy(chunk[:, 1:].astype(np.int64))
         positions = documents = None
@@ -279,10 +279,6 @@ class SlidingWindowDataset(Dataset):
             documents, positions = documents_from_starts(begins[:, :-1])
             if self.ignore_cross_document_targets:
                 targets[begins[:, 1:]] = IGNORE_INDEX  # predicting the next document's first token
-        if self._reopen is not None:
-            self._gathered_bytes += chunk.nbytes
-            if self._gathered_bytes > _REOPEN_AFTER_BYTES:
-                self._set_ids(self._reopen())
         return WindowBatch(inputs, targets, positions if self.return_positions or self.return_documents else None,
                            documents if self.return_documents else None, documents=self.return_documents)
 
