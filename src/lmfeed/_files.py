@@ -19,10 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["temporary_beside", "written_whole"]
+__all__ = ["written_whole"]
 
 
-def temporary_beside(path: str | os.PathLike[str]) -> Path:
+def _temporary_beside(path: str | os.PathLike[str]) -> Path:
     """A name for a temporary file beside ``path`` (hidden, unique to this process and call)."""
     target = Path(path)
     return target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -46,7 +46,7 @@ def written_whole(path: str | os.PathLike[str], mode: str = "wb", *, fsync: bool
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', but got {mode!r}.")
     target = Path(path)
-    tmp = temporary_beside(target)
+    tmp = _temporary_beside(target)
     text = mode == "w"
     try:
         with open(tmp, "x" if text else "xb", encoding=(encoding or "utf-8") if text else None) as f:

@@ -8,20 +8,8 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
-from click.testing import CliRunner
 
-from lmfeed.cli import main
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def error_line(result) -> str:
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    return lines[0]
+from cli_helpers import error_line, run
 
 
 def test_parquet_and_zstd_then_bad_records_skipped(tmp_path):

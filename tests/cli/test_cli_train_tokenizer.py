@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
 from tokenizers import Tokenizer
 
-from lmfeed.cli import main
+from cli_helpers import error_line, run
 from lmfeed.store.format import TokenStore
 from lmfeed.text.sources import python_reference
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def error_line(result) -> str:
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    return lines[0]
 
 
 def test_train_then_prepare_then_info(tmp_path):
