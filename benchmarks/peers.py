@@ -387,18 +387,21 @@ def serve(peer: str, out: Path, workers: int, batches: int) -> dict:
     assert inputs.shape == (BATCH_SIZE, MAX_LENGTH) and targets.shape == inputs.shape, inputs.shape
     tokens, t = 0, time.perf_counter()
     half_tokens, half_t = 0, t
+    last = t
     for k in range(batches):
         try:
             inputs, _ = as_pair(next(it))
-        except StopIteration:
+        except StopIteration:  # the epoch ended first: DataLoader shuts its workers down inside this next()
             break
+        last = time.perf_counter()
         tokens += inputs.numel()
         if k + 1 == batches // 2:  # the second half: after every worker is up and the pipeline is full
-            half_tokens, half_t = tokens, time.perf_counter()
+            half_tokens, half_t = tokens, last
     end = time.perf_counter()
     del it
+    # steady: the second half up to the last batch (serving only); all: up to the end, worker shut-down included
     return {"first_s": first, "tokens": tokens, "seconds": end - t, "steady_tokens": tokens - half_tokens,
-            "steady_seconds": end - half_t}
+            "steady_seconds": last - half_t, "shutdown_s": end - last}
 
 
 def resume(peer: str, out: Path, workers: int) -> dict:
@@ -593,6 +596,9 @@ def peer_table(res: dict, corpus_mb: float) -> tuple[str, list[str], list[tuple[
     def whole_rate(p: str, w: int) -> float:  # every batch after the first, worker start-up included
         return _median([f["tokens"] / f["seconds"] for f in res["serve"][f"{p} {w}"]])
 
+    def shutdown(p: str, w: int) -> float:  # the next() that raises StopIteration: DataLoader joins its workers
+        return _median([f.get("shutdown_s", 0.0) for f in res["serve"][f"{p} {w}"]])
+
     def first(p: str, w: int) -> float:
         return _median([f["first_s"] for f in res["serve"][f"{p} {w}"]])
 
@@ -630,10 +636,13 @@ def peer_table(res: dict, corpus_mb: float) -> tuple[str, list[str], list[tuple[
     rows.append(("tokenize peak memory (process tree)", [cell(p, fmt_mb(peak(p))) if p in peers else "not timed"
                                                           for p in CONTENDERS]))
     for w in (0, 2):
-        rows.append((f"serve 8 x 1024 shuffled, `num_workers={w}`, steady (second half)",
+        rows.append((f"serve 8 x 1024 shuffled, `num_workers={w}`, steady (second half, to its last batch)",
                      [fmt_rate(serve_rate(p, w)) if p in peers else "not timed" for p in CONTENDERS]))
-        rows.append((f"serve, `num_workers={w}`, all batches after the first (start-up included)",
+        rows.append((f"serve, `num_workers={w}`, all batches after the first (start-up and shut-down included)",
                      [fmt_rate(whole_rate(p, w)) if p in peers else "not timed" for p in CONTENDERS]))
+        if w:
+            rows.append((f"workers' shut-down when the epoch ends, `num_workers={w}`",
+                         [fmt_s(shutdown(p, w)) if p in peers else "not timed" for p in CONTENDERS]))
         rows.append((f"time to first batch, `num_workers={w}`",
                      [fmt_s(first(p, w)) if p in peers else "not timed" for p in CONTENDERS]))
     rows.append(("resume after 10 batches (`num_workers` 0 / 2)", [resumed(p) for p in CONTENDERS]))
@@ -668,7 +677,8 @@ def peer_table(res: dict, corpus_mb: float) -> tuple[str, list[str], list[tuple[
                         f"{fmt_rate(serve_rate('lmfeed', 2))} = {half:.2f}x of {fmt_rate(serve_rate('lmfeed', 0))}",
                         "met" if half >= 0.5 else "**not met**"))
         whole = whole_rate("lmfeed", 2) / whole_rate("lmfeed", 0)
-        targets.append(("the same with worker start-up in the window (all batches after the first)",
+        targets.append(("the same with the workers' start-up and shut-down in the window (all batches after the "
+                        "first)",
                         f"{fmt_rate(whole_rate('lmfeed', 2))} = {whole:.2f}x of {fmt_rate(whole_rate('lmfeed', 0))}",
                         "met" if whole >= 0.5 else "**not met**"))
         for w in (0, 2):
@@ -696,7 +706,9 @@ def peer_table(res: dict, corpus_mb: float) -> tuple[str, list[str], list[tuple[
         f"{fmt_rate(limit_rate)}.",
         "serve: shuffled (input, target) batches of 8 x 1024 as int64, the clock from opening the data (dataset and "
         f"loader built) to the first batch, then tokens/s over up to {res['serve_batches']:,} further batches (an "
-        "epoch at most), and over their second half (steady: every worker up, the pipeline full). lmfeed: "
+        "epoch at most), and over their second half up to its last batch (steady: every worker up, the pipeline "
+        "full; the `next()` that ends the epoch, in which `DataLoader` shuts its workers down, is not serving and "
+        "has its own row). lmfeed: "
         "`create_dataloader(store, 8, 1024, 1024, "
         "shuffle=True, seed=0)`; litdata: `StreamingDataset(TokensLoader(block_size=1025), shuffle=True)` + "
         "`StreamingDataLoader`; datatrove: `DatatroveFolderDataset(seq_len=1024)` + `DataLoader(shuffle=True)` "

@@ -117,3 +117,23 @@ def test_worker_init_fn_runs_in_each_worker_and_the_global_rng_advances_as_with_
     got = [_batches(loader), _batches(create_dataloader(_ids(), **kwargs, num_workers=2))]
     assert _same(got[0], want[0]) and _same(got[1], want[1])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["worker-0", "worker-1"]
+
+
+def test_batches_held_by_the_caller_are_never_overwritten() -> None:
+    # a ring slot is written again while the caller may still hold batches taken from it: keep a random, changing
+    # set of batches (every batch at first, as list(loader) does; then a few), and every one kept must still hold
+    # its ids at the end (batches handed out as views of the ring, not copies, fail this)
+    kwargs = dict(batch_size=2, max_length=4, stride=3, seed=5)
+    want = _batches(create_dataloader(_ids(), **kwargs, num_workers=0))
+    for pattern in range(3):
+        rng = np.random.default_rng(pattern)
+        kept: dict[int, list[torch.Tensor]] = {}
+        for k, batch in enumerate(create_dataloader(_ids(), **kwargs, num_workers=2)):
+            if pattern == 0 or rng.random() < 0.1:
+                kept[k] = batch
+            if kept and pattern > 0 and rng.random() < 0.05:
+                kept.pop(int(rng.choice(list(kept))))
+            del batch
+        assert len(kept) > 10 and all(_same([kept[k]], [want[k]]) for k in kept), pattern
+    assert len(kept) < len(want)
+
