@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from lmfeed.store.prepare import prepare
 from lmfeed.text.sources import RawRecords, expand_inputs, iter_document_batches, iter_document_blocks
@@ -86,3 +87,32 @@ def test_a_bad_record_inside_a_batch_names_its_own_line(tmp_path) -> None:  # no
     (tmp_path / "c.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"c.jsonl:38: .*lone surrogate"):
         prepare(tmp_path / "c.jsonl", tmp_path / "s", workers=1)
+
+
+_LINE = st.one_of(
+    st.text(max_size=40).map(lambda t: json.dumps({"text": t})),  # a record
+    st.text(max_size=40).map(lambda t: " \t" + json.dumps({"text": t})),  # a record after whitespace
+    st.sampled_from(["", "   ", "\t", "\r", " \x0b\x0c "]),  # blank lines, skipped
+    st.integers(0, 300).map(lambda n: json.dumps({"text": "y" * n})),  # long enough to pass raw_below below
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=st.lists(_LINE, max_size=30), newline=st.sampled_from(["\n", "\r\n"]), last=st.booleans(),
+       block_size=st.integers(1, 200), raw_below=st.integers(1, 400))
+def test_blocks_of_records_hold_every_record_whatever_the_lines(tmp_path_factory, lines, newline, last,  # noqa: ANN001
+                                                                block_size, raw_below) -> None:
+    # the reading process counts a block's records without splitting it when every line is one; whatever the mix
+    # of records, blank lines, leading whitespace, line ends and long records, the documents and their numbers are
+    # those of json.loads on each non-blank line
+    path = tmp_path_factory.mktemp("j") / "c.jsonl"
+    path.write_bytes((newline.join(lines) + (newline if last and lines else "")).encode("utf-8"))
+    want = [json.loads(line)["text"] for line in lines if line.strip(" \t\r\x0b\x0c")]
+    got: list[tuple[int, str]] = []
+    for i, r in iter_document_batches(expand_inputs(path), block_size=block_size, raw_below=raw_below):
+        if isinstance(r, RawRecords):
+            assert len(r.texts()) == r.count
+            got += list(enumerate(r.texts(), start=i))
+        else:
+            got.append((i, r.text() if hasattr(r, "text") else r))
+    assert got == list(enumerate(want))
