@@ -100,6 +100,10 @@ def command(inputs: tuple[str, ...], output: str, tokenizer: str, backend: Backe
 
     With --engine ray a failed run keeps its finished parts beside OUTPUT: run the same command again to go on.
     """
+    if backend != "tiktoken" and tokenizer == "gpt2" and engine == "local":
+        from lmfeed.text import early_load
+
+        early_load.start()  # fastokens builds while the imports below run, not after them
     from lmfeed._api import prepare
     from lmfeed.cli import count
     from lmfeed.store.prepare import TrainVal

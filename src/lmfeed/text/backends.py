@@ -38,6 +38,7 @@ import numpy as np
 import tiktoken
 
 from lmfeed._files import written_whole
+from lmfeed.text import early_load
 from lmfeed.text.hf_backends import hf_batch_encoder, hf_select_backend
 from lmfeed.text.hf_tokenizer import HFTokenizer
 from lmfeed.text.tokenizer import ENDOFTEXT, Tokenizer, get_tokenizer, gpt2_file, vocabulary_fingerprint
@@ -67,7 +68,7 @@ BACKENDS: tuple[Backend, ...] = ("auto", "tiktoken", "fastokens")
 
 # sha256 of the tokenizer.json text that _build_tokenizer_json makes from the pinned GPT-2 files: the generated file
 # is as pinned as its inputs, and a cached copy that differs by one byte is rebuilt.
-TOKENIZER_JSON_SHA256 = "2d0b5362e723d4ba0ad5f9ce74636acace31a03e588e00cc1be9c0891820eeb1"
+TOKENIZER_JSON_SHA256 = early_load.TOKENIZER_JSON_SHA256
 _FIX_INSTALL = "Install it with: pip install 'lmfeed[fast]' (or use backend='tiktoken')."
 
 # Strings where BPE implementations are known to part ways; each must give tiktoken's ids exactly.
@@ -136,8 +137,7 @@ def _build_tokenizer_json() -> str:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lmfeed"
+    return early_load.cache_dir()
 
 
 def gpt2_tokenizer_json(*, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path | None, str]:
@@ -155,7 +155,7 @@ def gpt2_tokenizer_json(*, cache_dir: str | os.PathLike[str] | None = None) -> t
     from lmfeed.text.tokenizer import VocabularyError
 
     folder = Path(cache_dir) if cache_dir is not None else _cache_dir()
-    path = folder / f"gpt2-tokenizer-{TOKENIZER_JSON_SHA256[:16]}.json"
+    path = early_load.gpt2_json_path(folder)
     try:
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() == TOKENIZER_JSON_SHA256:
@@ -209,6 +209,9 @@ _loaded: list[bool] = []  # not empty once _load_fastokens ran in this process (
 def _new_fastokens() -> BatchEncode:
     import fastokens
 
+    early = early_load.taken()  # built from the cached file while the command imported (lmfeed prepare)
+    if early is not None:
+        return _flat_encoder(early)
     _, text = gpt2_tokenizer_json()
     # from_json_str loads exactly the verified text (from_file would also read files beside it)
     encode = _flat_encoder(fastokens.Tokenizer.from_json_str(text))
@@ -245,6 +248,7 @@ def _load_fastokens() -> tuple[BatchEncode | None, str]:
     if not fastokens_available():
         return None, "fastokens is not installed"
     os.environ["FASTOKENS_BPE_THREADS"] = "1"  # read once, when its thread pool starts: before any large input
+    reference = get_tokenizer("gpt2")  # the self-check's (~0.3 s to build): built while fastokens still loads
     try:
         if "thread" in _preload:  # joined before anyone forks: no thread of ours is ever copied into a worker
             _preload["thread"].join()
@@ -257,7 +261,7 @@ def _load_fastokens() -> tuple[BatchEncode | None, str]:
         return None, f"fastokens failed to load the GPT-2 tokenizer ({type(exc).__name__}: {exc})"
     finally:
         _preload.clear()
-    problem = self_check(encode, get_tokenizer("gpt2"))
+    problem = self_check(encode, reference)
     return (None, problem) if problem else (encode, "")
 
 
