@@ -31,7 +31,8 @@ dropped between blocks are counted. A peer whose ids differ is reported and not 
 - ``serve``: shuffled batches of 8 x 1024 (input, target), ``num_workers`` 0 or 2; the time from opening the
   data to the first batch, then tokens/s over the following batches.
 - ``resume``: 10 batches, ``state_dict()``, a new loader with ``load_state_dict``; is its next batch the 11th of
-  the uninterrupted run? Only where the tool offers loader state (lmfeed, litdata, Mosaic).
+  the uninterrupted run? Only where the tool offers loader state (lmfeed, litdata, Mosaic). run.py has the first
+  round's ``serve`` process check it after its clocked part (``--resume``), so no process starts for it alone.
 - ``limit``: the fast backend's own batch encoding of the same documents on 2 processes, nothing around it.
 """
 
@@ -554,8 +555,13 @@ def peer_rounds(corpus: Path, work: Path, rounds: int, batches: int) -> Iterator
             for peer in order:
                 if peer in excluded:
                     continue
+                # the first round's serving process also checks resume afterwards (no clock in it): one process
+                # start per peer and num_workers fewer
+                again = ["--resume"] if r == 0 and peer in RESUMABLE else []
                 figures = _case(peer, ["serve", peer, "--out", str(output_of(peer, work)), "--workers", str(workers),
-                                       "--batches", str(batches)])
+                                       "--batches", str(batches), *again])
+                if again:
+                    res["resume"][f"{peer} {workers}"] = figures.pop("resume")
                 res["serve"].setdefault(f"{peer} {workers}", []).append(figures)
                 _log(f"  serve    {peer:<10} num_workers={workers}: first {figures['first_s'] * 1e3:,.0f} ms, "
                      f"{figures['tokens'] / figures['seconds'] / 1e6:,.1f} M tokens/s")
@@ -565,10 +571,6 @@ def peer_rounds(corpus: Path, work: Path, rounds: int, batches: int) -> Iterator
             for workers in (0, 2):
                 if peer not in RESUMABLE:  # a plain DataLoader has no state: no process is started to say so
                     res["resume"][f"{peer} {workers}"] = resume(peer, output_of(peer, work), workers)
-                    continue
-                res["resume"][f"{peer} {workers}"] = _case(peer, ["resume", peer, "--out",
-                                                                  str(output_of(peer, work)), "--workers",
-                                                                  str(workers)])
             _log(f"  resume   {peer:<10} {res['resume'][f'{peer} 0']} / {res['resume'][f'{peer} 2']}")
         res["tokens"], res["excluded"], res["serve_batches"] = tokens, excluded, batches
         res["load_end"] = os.getloadavg()[0]
@@ -733,6 +735,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--batches", type=int, default=500)
+    parser.add_argument("--resume", action="store_true", help="serve: then check resume in the same process")
     args = parser.parse_args()
     if args.install:
         install()
@@ -744,6 +747,8 @@ def main() -> None:
         result = check(args.peer, args.out, args.store)
     elif args.case == "serve":
         result = serve(args.peer, args.out, args.workers, args.batches)
+        if args.resume:  # after the clocked part: the same process checks resume too
+            result["resume"] = resume(args.peer, args.out, args.workers)
     elif args.case == "resume":
         result = resume(args.peer, args.out, args.workers)
     else:
