@@ -598,8 +598,11 @@ def peer_table(res: dict, corpus_mb: float) -> tuple[str, list[str], list[tuple[
     def whole_rate(p: str, w: int) -> float:  # every batch after the first, worker start-up included
         return _median([f["tokens"] / f["seconds"] for f in res["serve"][f"{p} {w}"]])
 
-    def shutdown(p: str, w: int) -> float:  # the next() that raises StopIteration: DataLoader joins its workers
-        return _median([f.get("shutdown_s", 0.0) for f in res["serve"][f"{p} {w}"]])
+    def shutdown(p: str, w: int) -> str:  # the next() that raises StopIteration: DataLoader joins its workers
+        runs = res["serve"][f"{p} {w}"]
+        if any("shutdown_s" not in f for f in runs):  # figures kept from before the row existed
+            return "not measured"
+        return fmt_s(_median([f["shutdown_s"] for f in runs]))
 
     def first(p: str, w: int) -> float:
         return _median([f["first_s"] for f in res["serve"][f"{p} {w}"]])
@@ -644,7 +647,7 @@ def peer_table(res: dict, corpus_mb: float) -> tuple[str, list[str], list[tuple[
                      [fmt_rate(whole_rate(p, w)) if p in peers else "not timed" for p in CONTENDERS]))
         if w:
             rows.append((f"workers' shut-down when the epoch ends, `num_workers={w}`",
-                         [fmt_s(shutdown(p, w)) if p in peers else "not timed" for p in CONTENDERS]))
+                         [shutdown(p, w) if p in peers else "not timed" for p in CONTENDERS]))
         rows.append((f"time to first batch, `num_workers={w}`",
                      [fmt_s(first(p, w)) if p in peers else "not timed" for p in CONTENDERS]))
     rows.append(("resume after 10 batches (`num_workers` 0 / 2)", [resumed(p) for p in CONTENDERS]))

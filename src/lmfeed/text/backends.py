@@ -136,10 +136,6 @@ def _build_tokenizer_json() -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
-def _cache_dir() -> Path:
-    return early_load.cache_dir()
-
-
 def gpt2_tokenizer_json(*, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path | None, str]:
     """GPT-2's ``tokenizer.json``: its cached path (``None`` when the cache cannot be written) and its text.
 
@@ -154,7 +150,7 @@ def gpt2_tokenizer_json(*, cache_dir: str | os.PathLike[str] | None = None) -> t
     """
     from lmfeed.text.tokenizer import VocabularyError
 
-    folder = Path(cache_dir) if cache_dir is not None else _cache_dir()
+    folder = Path(cache_dir) if cache_dir is not None else early_load.cache_dir()
     path = early_load.gpt2_json_path(folder)
     try:
         data = path.read_bytes()
